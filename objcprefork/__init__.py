@@ -1,0 +1,103 @@
+"""objcprefork: keep forked children alive on macOS.
+
+Before every fork(), run Objective-C +initialize for a list of classes, so that
+the child of a threaded parent finds them initialized instead of aborting with
+"+[X initialize] may have been in progress in another thread when fork() was
+called". Safe to import and call anywhere: where no Objective-C runtime is
+loaded (Linux, Windows, macOS before 10.13) it does nothing, and says so.
+"""
+
+from __future__ import annotations
+
+import os
+from _thread import allocate_lock
+from collections.abc import Callable, Iterable
+
+from ._defaults import DEFAULT_CLASSES
+from ._names import merge, validate_names
+from ._native import core
+from ._status import ClassState, ClassStatus, Status
+
+__version__ = "0.1.0"
+__all__ = [
+    "DEFAULT_CLASSES", "ClassState", "ClassStatus", "Status", "add_classes", "classes",
+    "install", "is_installed", "set_classes", "status", "uninstall",
+]
+
+# Serializes read-modify-write of the list; a fork child starts with a fresh one.
+_lock = allocate_lock()
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = allocate_lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
+def install(classes: Iterable[str] | None = None, *, defaults: bool = True) -> Status:
+    """Run +initialize of the listed classes now and before every fork().
+
+    The list becomes DEFAULT_CLASSES (unless defaults is false) followed by
+    classes. Listed classes already loaded are initialized right away, in this
+    process and outside any fork, so that a failing +initialize fails here.
+    Classes not loaded yet are looked for again at every fork after an image
+    is loaded. Idempotent: calling it again sets the same list again.
+    """
+    names = merge(DEFAULT_CLASSES if defaults else (),
+                  validate_names(classes) if classes is not None else ())
+    with _lock:
+        previous = _current()
+        core.set_table(names)
+        try:
+            core.set_enabled(True)
+        except BaseException:
+            core.set_table(previous)
+            raise
+        core.force()
+    return status()
+
+
+def uninstall() -> bool:
+    """Make the fork handler inert (it stays registered); return whether it was installed."""
+    with _lock:
+        return bool(core.set_enabled(False))
+
+
+def is_installed() -> bool:
+    """Whether the fork handler is active."""
+    return bool(core.snapshot()["enabled"])
+
+
+def classes() -> tuple[str, ...]:
+    """The class list, in order."""
+    return _current()
+
+
+def add_classes(names: Iterable[str]) -> None:
+    """Append classes to the list (duplicates are ignored); when installed, initialize them now."""
+    valid = validate_names(names)
+    _update(lambda current: merge(current, valid))
+
+
+def set_classes(names: Iterable[str]) -> None:
+    """Replace the list; when installed, initialize the new classes now."""
+    valid = validate_names(names)
+    _update(lambda current: valid)
+
+
+def status() -> Status:
+    """A snapshot: installed or not, the runtime, each class's state, the counters."""
+    return Status.from_snapshot(core.snapshot())
+
+
+def _current() -> tuple[str, ...]:
+    return tuple(name for name, _state in core.snapshot()["classes"])
+
+
+def _update(change: Callable[[tuple[str, ...]], tuple[str, ...]]) -> None:
+    with _lock:
+        core.set_table(change(_current()))
+        if core.snapshot()["enabled"]:
+            core.force()

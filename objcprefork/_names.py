@@ -1,0 +1,61 @@
+"""Validating and splitting Objective-C class names: the API, the environment
+and the config file all go through here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MAX_NAME_BYTES = 255
+_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_name(name: object) -> str:
+    """Return name if it can be an Objective-C class name; raise TypeError or ValueError."""
+    if not isinstance(name, str):
+        raise TypeError(f"a class name must be str, not {type(name).__name__}: {_shown(name)}")
+    problem = None
+    if not name:
+        problem = "it is empty"
+    elif "\0" in name:
+        problem = "it contains NUL"
+    elif any(c.isspace() for c in name):
+        problem = "it contains whitespace"
+    elif len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        problem = f"it is longer than {MAX_NAME_BYTES} bytes in UTF-8"
+    elif not all(part.replace("$", "_").isidentifier() for part in name.split(".")):
+        # Identifier characters ('$' included, as clang allows), and dots for
+        # Swift's Module.Class names.
+        problem = "it holds characters a class name cannot (letters, digits, _, $ and . only)"
+    if problem:
+        raise ValueError(f"invalid Objective-C class name {_shown(name)}: {problem}")
+    return name
+
+
+def validate_names(names: object) -> tuple[str, ...]:
+    """Validate an iterable of class names; return them in order, without duplicates.
+
+    A bare str is refused rather than taken as a list of one-letter names.
+    """
+    if isinstance(names, (str, bytes, bytearray)):
+        raise TypeError(f"expected an iterable of class names, got {type(names).__name__} "
+                        f"{_shown(names)}; wrap a single name in a list: [{_shown(names)}]")
+    if not isinstance(names, Iterable):
+        raise TypeError(f"expected an iterable of class names, got {type(names).__name__}: "
+                        f"{_shown(names)}")
+    return merge([validate_name(name) for name in names])
+
+
+def merge(*lists: Iterable[str]) -> tuple[str, ...]:
+    """Concatenate already-valid name lists, keeping the first of each name."""
+    return tuple(dict.fromkeys(name for names in lists for name in names))
+
+
+def split_names(text: str) -> tuple[str, ...]:
+    """Split 'A, B C' (commas and/or whitespace) into validated names."""
+    return validate_names(part for part in _SEPARATORS.split(text) if part)

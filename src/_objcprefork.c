@@ -1,0 +1,511 @@
+/* objcprefork._objcprefork: run Objective-C +initialize for listed classes
+   before every fork(), so a child of a threaded parent finds them initialized.
+
+   One process-wide table of classes, guarded by one lock, read by a
+   pthread_atfork prepare handler. The handler uses no Python API and allocates
+   nothing of its own; the lock it takes is released in the parent handler and
+   reset in the child handler, so no child inherits it held. The Objective-C
+   runtime is found at run time among what is already loaded: nothing links to
+   it and nothing here loads it. See shared/reference/objc-fork-safety.md. */
+#define _GNU_SOURCE /* dladdr, RTLD_DEFAULT, dl_iterate_phdr */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef __APPLE__
+#include <mach-o/dyld.h>
+#include <sys/utsname.h>
+#else
+#include <link.h>
+#endif
+
+typedef void *objc_class;
+typedef void *objc_sel;
+
+/* ---- the runtime, found once, never lost (ObjC images are never unloaded) */
+
+static struct {
+    objc_class (*lookUpClass)(const char *);  /* realizes, never initializes */
+    void *(*getMethodImplementation)(objc_class, objc_sel); /* initializes */
+    objc_sel self_sel;
+    char path[1024];
+    const char *missing_reason;
+} runtime = {.missing_reason = "not looked for yet"};
+
+static const char *const runtime_libraries[] = {
+#ifdef __APPLE__
+    "/usr/lib/libobjc.A.dylib",
+#else
+    "libobjc.so.4",   /* GCC's libobjc, which GNUstep on Debian also uses */
+    "libobjc.so.4.6", /* GNUstep's libobjc2 */
+#endif
+};
+
+static int
+bind_runtime(void *handle)
+{
+    objc_sel (*sel_registerName)(const char *);
+    Dl_info info;
+
+    *(void **)&runtime.lookUpClass = dlsym(handle, "objc_lookUpClass");
+    *(void **)&runtime.getMethodImplementation =
+        dlsym(handle, "class_getMethodImplementation");
+    *(void **)&sel_registerName = dlsym(handle, "sel_registerName");
+    if (!runtime.lookUpClass || !runtime.getMethodImplementation || !sel_registerName) {
+        runtime.lookUpClass = NULL;
+        return 0;
+    }
+    /* Class + "self": a selector every root class answers, so the lookup never
+       reaches the resolver (reference, part 3). */
+    runtime.self_sel = sel_registerName("self");
+    if (dladdr(*(void **)&runtime.lookUpClass, &info) && info.dli_fname)
+        snprintf(runtime.path, sizeof runtime.path, "%s", info.dli_fname);
+    else
+        snprintf(runtime.path, sizeof runtime.path, "(unknown image)");
+    runtime.missing_reason = NULL;
+    return 1;
+}
+
+#ifdef __APPLE__
+static int
+enforcing_macos(void)
+{
+    struct utsname name;
+    /* Darwin 17 is macOS 10.13, the first to enforce. On 10.12 client prepare
+       handlers ran after the runtime took its locks: stay inert there. */
+    return uname(&name) != 0 || atoi(name.release) >= 17;
+}
+#endif
+
+/* Symbols the process already sees first, then a runtime library that is
+   already loaded, even RTLD_LOCAL (ctypes' default); RTLD_NOLOAD never loads. */
+static void
+find_runtime(void)
+{
+    size_t i;
+    if (runtime.lookUpClass)
+        return;
+#ifdef __APPLE__
+    if (!enforcing_macos()) {
+        runtime.missing_reason = "macOS before 10.13 does not enforce fork safety";
+        return;
+    }
+#endif
+    if (bind_runtime(RTLD_DEFAULT))
+        return;
+    for (i = 0; i < sizeof runtime_libraries / sizeof runtime_libraries[0]; i++) {
+        void *handle = dlopen(runtime_libraries[i], RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+        if (handle && bind_runtime(handle))
+            return; /* the handle stays open: the runtime is never unloaded */
+    }
+    runtime.missing_reason = "no Objective-C runtime is loaded in this process";
+}
+
+/* A number that changes whenever an image is loaded: a listed class that was
+   missing can only appear then, so the handler looks again only then. */
+#ifdef __APPLE__
+static uint64_t
+image_generation(void)
+{
+    return _dyld_image_count();
+}
+#else
+static int
+read_adds(struct dl_phdr_info *info, size_t size, void *adds)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
+        *(uint64_t *)adds = (uint64_t)info->dlpi_adds;
+    return 1; /* the first image carries the process-wide counter */
+}
+
+static uint64_t
+image_generation(void)
+{
+    uint64_t adds = 0;
+    dl_iterate_phdr(read_adds, &adds);
+    return adds;
+}
+#endif
+
+/* ---- the class table and its lock ---------------------------------------- */
+
+enum class_state { STATE_PENDING = 0, STATE_INITIALIZED = 1, STATE_NOT_LOADED = 2 };
+
+struct entry {
+    const char *name; /* points into the table's own allocation */
+    objc_class cls;   /* cached once found; classes are never unloaded */
+    int done;         /* +initialize forced */
+};
+
+struct table {
+    size_t count;
+    size_t unresolved; /* entries whose class is not found yet */
+    size_t ready;      /* entries found but not forced yet */
+    uint64_t generation;
+    struct entry entries[];
+};
+
+/* Everything below is guarded by table_mutex. */
+static struct table *table;
+static int enabled;
+static uint64_t forks_seen, forced_in_fork, handler_last_ns, handler_max_ns;
+
+static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* The owner lets a thread take the lock again (a +initialize that forks) and
+   lets the child handler know what the forking thread held. */
+static _Atomic uintptr_t table_owner;
+static unsigned table_depth; /* touched by the owner only */
+
+static int
+held_by_this_thread(void)
+{
+    return atomic_load(&table_owner) == (uintptr_t)pthread_self();
+}
+
+static void
+lock_table(void)
+{
+    if (held_by_this_thread()) {
+        table_depth++;
+        return;
+    }
+    pthread_mutex_lock(&table_mutex);
+    atomic_store(&table_owner, (uintptr_t)pthread_self());
+    table_depth = 1;
+}
+
+static void
+unlock_table(void)
+{
+    if (--table_depth == 0) {
+        atomic_store(&table_owner, 0);
+        pthread_mutex_unlock(&table_mutex);
+    }
+}
+
+/* Looks up entries still missing; with check_generation, only when an image
+   was loaded since the last look. Lock held. */
+static void
+resolve(struct table *t, int check_generation)
+{
+    size_t i;
+    uint64_t generation = image_generation();
+    if (check_generation && generation == t->generation)
+        return;
+    t->generation = generation;
+    find_runtime();
+    if (!runtime.lookUpClass)
+        return;
+    for (i = 0; i < t->count && t->unresolved; i++) {
+        struct entry *e = &t->entries[i];
+        if (!e->cls && (e->cls = runtime.lookUpClass(e->name)) != NULL) {
+            t->unresolved--;
+            t->ready++;
+        }
+    }
+}
+
+/* Runs +initialize of every found, unforced entry; returns how many. Lock held. */
+static size_t
+force_ready(struct table *t)
+{
+    size_t i, forced = 0;
+    for (i = 0; i < t->count && t->ready; i++) {
+        struct entry *e = &t->entries[i];
+        if (e->cls && !e->done) {
+            /* The IMP is only looked up, never called: calling it would run
+               +initialize a second time. */
+            (void)runtime.getMethodImplementation(e->cls, runtime.self_sel);
+            if (!e->done) { /* a fork inside that +initialize may have marked it */
+                e->done = 1;
+                t->ready--;
+                forced++;
+            }
+        }
+    }
+    return forced;
+}
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the fork handlers: no Python API, no allocation of ours ------------- */
+
+static void
+prepare(void)
+{
+    uint64_t start, elapsed;
+    lock_table(); /* released by after_fork_parent / after_fork_child */
+    forks_seen++;
+    if (!enabled || !table)
+        return;
+    start = now_ns();
+    if (table->unresolved)
+        resolve(table, 1);
+    if (table->ready)
+        forced_in_fork += force_ready(table);
+    elapsed = now_ns() - start;
+    handler_last_ns = elapsed;
+    if (elapsed > handler_max_ns)
+        handler_max_ns = elapsed;
+}
+
+static void
+after_fork_parent(void)
+{
+    unlock_table();
+}
+
+static void
+after_fork_child(void)
+{
+    /* Only the forking thread lives on. Unlocking a mutex locked by a thread
+       of the parent is not portable (owner checks), so start from a fresh one,
+       taken again if an outer frame of this thread still holds it. */
+    unsigned depth = table_depth - 1;
+    pthread_mutex_init(&table_mutex, NULL);
+    if (depth) {
+        pthread_mutex_lock(&table_mutex);
+        table_depth = depth;
+    } else {
+        table_depth = 0;
+        atomic_store(&table_owner, 0);
+    }
+}
+
+static pthread_once_t register_once = PTHREAD_ONCE_INIT;
+static int register_error = -1;
+
+static void
+register_handlers(void)
+{
+    register_error = pthread_atfork(prepare, after_fork_parent, after_fork_child);
+}
+
+/* ---- the Python side ----------------------------------------------------- */
+
+/* Takes the table lock from Python without ever waiting for it while holding
+   the GIL: the handler may hold it while a +initialize needs the GIL. */
+static int
+lock_table_from_python(void)
+{
+    unsigned spins = 0;
+    if (held_by_this_thread()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "objcprefork cannot be reconfigured from inside +initialize");
+        return -1;
+    }
+    while (pthread_mutex_trylock(&table_mutex) != 0) {
+        Py_BEGIN_ALLOW_THREADS
+        if (++spins < 100) {
+            sched_yield();
+        } else {
+            struct timespec pause = {0, 100000};
+            nanosleep(&pause, NULL);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    atomic_store(&table_owner, (uintptr_t)pthread_self());
+    table_depth = 1;
+    return 0;
+}
+
+static const struct entry *
+find_entry(const struct table *t, const char *name)
+{
+    size_t i;
+    for (i = 0; t && i < t->count; i++)
+        if (strcmp(t->entries[i].name, name) == 0)
+            return &t->entries[i];
+    return NULL;
+}
+
+/* Builds a table from a tuple of str, keeping what the old one knew. */
+static struct table *
+build_table(PyObject *names, const struct table *old)
+{
+    Py_ssize_t n = PyTuple_Size(names), i;
+    size_t bytes = 0, used = 0;
+    struct table *t;
+    char *strings;
+
+    if (n < 0)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        Py_ssize_t len;
+        if (!PyUnicode_AsUTF8AndSize(PyTuple_GetItem(names, i), &len))
+            return NULL;
+        bytes += (size_t)len + 1;
+    }
+    t = malloc(sizeof *t + (size_t)n * sizeof(struct entry) + bytes);
+    if (!t) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    strings = (char *)&t->entries[n];
+    t->count = (size_t)n;
+    t->unresolved = t->ready = 0;
+    t->generation = 0;
+    for (i = 0; i < n; i++) {
+        Py_ssize_t len;
+        const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(names, i), &len);
+        struct entry *e = &t->entries[i];
+        const struct entry *known = find_entry(old, name);
+        memcpy(strings + used, name, (size_t)len + 1);
+        e->name = strings + used;
+        used += (size_t)len + 1;
+        e->cls = known ? known->cls : NULL;
+        e->done = known ? known->done : 0;
+        if (!e->cls)
+            t->unresolved++;
+        else if (!e->done)
+            t->ready++;
+    }
+    return t;
+}
+
+static PyObject *
+set_table(PyObject *module, PyObject *names)
+{
+    struct table *fresh;
+    if (!PyTuple_Check(names)) {
+        PyErr_SetString(PyExc_TypeError, "expected a tuple of str");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_Size(names); i++) {
+        if (!PyUnicode_Check(PyTuple_GetItem(names, i))) {
+            PyErr_SetString(PyExc_TypeError, "class names must be str");
+            return NULL;
+        }
+    }
+    if (lock_table_from_python() < 0)
+        return NULL;
+    fresh = build_table(names, table);
+    if (fresh) {
+        free(table); /* no handler can be reading it: we hold the lock */
+        table = fresh;
+        resolve(table, 0);
+    }
+    unlock_table();
+    if (!fresh)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+set_enabled(PyObject *module, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag), was;
+    if (on < 0)
+        return NULL;
+    if (on) {
+        pthread_once(&register_once, register_handlers);
+        if (register_error != 0) {
+            errno = register_error;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+    }
+    if (lock_table_from_python() < 0)
+        return NULL;
+    was = enabled;
+    enabled = on;
+    unlock_table();
+    return PyBool_FromLong(was);
+}
+
+/* Forces the whole table now, in the parent, outside any fork. */
+static PyObject *
+force(PyObject *module, PyObject *unused)
+{
+    if (lock_table_from_python() < 0)
+        return NULL;
+    if (table) {
+        resolve(table, 0);
+        force_ready(table);
+    }
+    unlock_table();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+snapshot(PyObject *module, PyObject *unused)
+{
+    PyObject *classes, *result = NULL;
+    size_t i, count;
+
+    if (lock_table_from_python() < 0)
+        return NULL;
+    find_runtime();
+    count = table ? table->count : 0;
+    classes = PyTuple_New((Py_ssize_t)count);
+    for (i = 0; classes && i < count; i++) {
+        const struct entry *e = &table->entries[i];
+        int state = e->done ? STATE_INITIALIZED : e->cls ? STATE_PENDING : STATE_NOT_LOADED;
+        PyObject *item = Py_BuildValue("(si)", e->name, state);
+        if (!item) {
+            Py_CLEAR(classes);
+            break;
+        }
+        PyTuple_SetItem(classes, (Py_ssize_t)i, item);
+    }
+    if (classes)
+        result = Py_BuildValue(
+            "{sOszszsNsKsKsKsKsO}", "enabled", enabled ? Py_True : Py_False,
+            "runtime", runtime.lookUpClass ? runtime.path : NULL, "runtime_missing",
+            runtime.missing_reason, "classes", classes, "forks", (unsigned long long)forks_seen,
+            "forced_in_fork", (unsigned long long)forced_in_fork,
+            "handler_last_ns", (unsigned long long)handler_last_ns,
+            "handler_max_ns", (unsigned long long)handler_max_ns, "registered",
+            register_error == 0 ? Py_True : Py_False);
+    unlock_table();
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"set_table", set_table, METH_O, "Replace the class table with a tuple of names."},
+    {"set_enabled", set_enabled, METH_O,
+     "Enable or disable the fork handler (registered on first enable); returns the old state."},
+    {"force", force, METH_NOARGS, "Run +initialize of every listed class found, now."},
+    {"snapshot", snapshot, METH_NOARGS, "The table, the runtime and the counters, as a dict."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot slots[] = {
+#ifdef Py_mod_multiple_interpreters
+    /* All state is process-wide and guarded by its own lock. */
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "objcprefork._objcprefork",
+    .m_doc = "Native core of objcprefork: the class table and the fork handlers.",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
+};
+
+PyMODINIT_FUNC
+PyInit__objcprefork(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

@@ -1,0 +1,161 @@
+/* An emulation of Apple's +initialize fork-safety enforcement on GCC's libobjc.
+
+   It follows objc4 (objc-os.mm, objc-initialize.mm; see
+   shared/reference/objc-fork-safety.md, part 1):
+   - a prepare handler, registered when this library loads, records whether the
+     process was ever threaded (glibc's __libc_single_threaded has the same
+     "ever created a thread" meaning as pthread_is_threaded_np);
+   - in the child of a threaded parent a sticky flag is set, never reset, so
+     grandchildren inherit it;
+   - in such a child every non-trivial +initialize that has not run yet (its
+     own, or inherited from a non-root class) prints Apple's two lines and
+     aborts; root classes and classes whose +initialize is the root's never do;
+   - OBJC_DISABLE_INITIALIZE_FORK_SAFETY is read once, at load, with Apple's
+     accepted values, and ignored in a setuid/setgid (secure) process.
+
+   GCC's runtime calls +initialize only for classes not yet initialized, so
+   replacing +initialize of every non-trivial class in the child makes exactly
+   the not-yet-initialized ones abort. */
+#define _GNU_SOURCE /* secure_getenv */
+#include <objc/runtime.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/single_threaded.h>
+#include <unistd.h>
+
+static int enforcement_disabled;
+static int fork_is_multithreaded;
+static int multithreaded_fork_child;
+static void (*previous_load_callback)(Class, struct objc_category *);
+
+static void
+refuse_initialize(id self, SEL _cmd)
+{
+    const char *name = class_getName((Class)self);
+    int pid = (int)getpid();
+    (void)_cmd;
+    fprintf(stderr,
+            "objc[%d]: +[%s initialize] may have been in progress in another thread "
+            "when fork() was called.\n",
+            pid, name);
+    fprintf(stderr,
+            "objc[%d]: +[%s initialize] may have been in progress in another thread "
+            "when fork() was called. We cannot safely call it or ignore it in the "
+            "fork() child process. Crashing instead. Set a breakpoint on "
+            "objc_initializeAfterForkError to debug.\n",
+            pid, name);
+    fflush(stderr);
+    abort();
+}
+
+static int
+defines_class_initialize(Class cls)
+{
+    unsigned int count = 0, i;
+    int found = 0;
+    Method *methods = class_copyMethodList(object_getClass((id)cls), &count);
+    for (i = 0; i < count && !found; i++)
+        found = strcmp(sel_getName(method_getName(methods[i])), "initialize") == 0;
+    free(methods);
+    return found;
+}
+
+/* Apple's classHasTrivialInitialize: a root class, or one whose resolved
+   +initialize is absent or the root's. */
+static int
+has_trivial_initialize(Class cls)
+{
+    Class c;
+    for (c = cls; c != Nil; c = class_getSuperclass(c))
+        if (defines_class_initialize(c))
+            return class_getSuperclass(c) == Nil;
+    return 1;
+}
+
+static void
+arm_class(Class cls)
+{
+    Class meta = object_getClass((id)cls);
+    SEL initialize = sel_registerName("initialize");
+    if (has_trivial_initialize(cls))
+        return;
+    if (defines_class_initialize(cls))
+        class_replaceMethod(meta, initialize, (IMP)refuse_initialize, "v@:");
+    else
+        class_addMethod(meta, initialize, (IMP)refuse_initialize, "v@:");
+}
+
+/* Classes loaded into the child after fork never ran +initialize in the
+   parent: Apple refuses them too. */
+static void
+arm_loaded_class(Class cls, struct objc_category *category)
+{
+    if (previous_load_callback)
+        previous_load_callback(cls, category);
+    if (category == NULL)
+        arm_class(cls);
+}
+
+static void
+arm_all_classes(void)
+{
+    int count = objc_getClassList(NULL, 0), i;
+    Class *classes = malloc(sizeof(Class) * (size_t)(count > 0 ? count : 1));
+    if (classes == NULL)
+        abort();
+    count = objc_getClassList(classes, count);
+    for (i = 0; i < count; i++)
+        arm_class(classes[i]);
+    free(classes);
+    if (_objc_load_callback != arm_loaded_class) {
+        previous_load_callback = _objc_load_callback;
+        _objc_load_callback = arm_loaded_class;
+    }
+}
+
+static void
+prepare(void)
+{
+    fork_is_multithreaded = !__libc_single_threaded;
+}
+
+static void
+child(void)
+{
+    if (fork_is_multithreaded && !enforcement_disabled)
+        multithreaded_fork_child = 1;
+    if (multithreaded_fork_child)
+        arm_all_classes();
+}
+
+static int
+is_apple_yes(const char *value)
+{
+    static const char *const yes[] = {"YES", "WARN", "TRUE", "ON", "Y"};
+    size_t i;
+    if (value == NULL)
+        return 0;
+    if (strcmp(value, "1") == 0)
+        return 1;
+    for (i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (strcasecmp(value, yes[i]) == 0)
+            return 1;
+    return 0;
+}
+
+__attribute__((constructor)) static void
+load(void)
+{
+    enforcement_disabled = is_apple_yes(secure_getenv("OBJC_DISABLE_INITIALIZE_FORK_SAFETY"));
+    pthread_atfork(prepare, NULL, child);
+}
+
+/* For tests: whether this process is a restricted fork child. */
+int
+forksafety_is_restricted(void)
+{
+    return multithreaded_fork_child;
+}
