@@ -1,0 +1,121 @@
+"""Imported by the test subprocesses: load the Objective-C fixtures, make the
+process threaded, fork children that touch classes, and describe how they ended.
+
+A scenario prints one JSON line per fact it wants the test to check."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+FIXTURES = Path(os.environ.get("OBJCPREFORK_FIXTURES", "."))
+objc: ctypes.CDLL | None = None
+_fixtures: ctypes.CDLL | None = None
+
+
+class _Fixtures:
+    """libfixtures.so once load() has run; stays valid after 'from forkprobe import *'."""
+
+    def __getattr__(self, name: str) -> object:
+        assert _fixtures is not None, "load() has not loaded the fixtures"
+        return getattr(_fixtures, name)
+
+
+fx = _Fixtures()
+
+
+def load(*, emulation: bool = True, fixtures: bool = True) -> None:
+    """Load GCC's runtime (RTLD_LOCAL, ctypes' default), the emulation, the classes."""
+    global objc, _fixtures
+    objc = ctypes.CDLL("libobjc.so.4")
+    for fn, restype, argtypes in [
+        ("objc_lookUpClass", ctypes.c_void_p, [ctypes.c_char_p]),
+        ("sel_registerName", ctypes.c_void_p, [ctypes.c_char_p]),
+        ("objc_msg_lookup", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p]),
+    ]:
+        getattr(objc, fn).restype = restype
+        getattr(objc, fn).argtypes = argtypes
+    if emulation:
+        ctypes.CDLL(str(FIXTURES / "libforksafety.so"))
+    if fixtures:
+        _fixtures = ctypes.CDLL(str(FIXTURES / "libfixtures.so"))
+
+
+def load_late() -> ctypes.CDLL:
+    return ctypes.CDLL(str(FIXTURES / "liblate.so"))
+
+
+def load_gnustep() -> None:
+    """Load GNUstep Foundation and give this thread an autorelease pool."""
+    ctypes.CDLL(ctypes.util.find_library("gnustep-base"), mode=ctypes.RTLD_GLOBAL)
+    pool = send(send(cls("NSAutoreleasePool"), "alloc"), "init")
+    assert pool
+
+
+def cls(name: str) -> int:
+    assert objc is not None
+    found = objc.objc_lookUpClass(name.encode())
+    assert found, f"class {name} is not loaded"
+    return int(found)
+
+
+def send(receiver: int, selector: str, *args: object, restype: object = ctypes.c_void_p,
+         argtypes: tuple[object, ...] = ()) -> object:
+    """An Objective-C message send on GCC's runtime: [receiver selector...]."""
+    assert objc is not None
+    sel = objc.sel_registerName(selector.encode())
+    imp = objc.objc_msg_lookup(receiver, sel)
+    function = ctypes.CFUNCTYPE(restype, ctypes.c_void_p, ctypes.c_void_p, *argtypes)(imp)
+    return function(receiver, sel, *args)
+
+
+def make_threaded() -> None:
+    """What Apple checks is whether the process ever created a thread."""
+    thread = threading.Thread(target=lambda: None)
+    thread.start()
+    thread.join()
+
+
+def touch(*names: str) -> None:
+    for name in names:
+        if fx.fx_touch(name.encode()) != 0:
+            os._exit(3)
+
+
+def touch_returning(name: str) -> int:
+    """For pools: touch one class, return fx_touch's result."""
+    return int(fx.fx_touch(name.encode()))
+
+
+def describe(wait_status: int) -> str:
+    if os.WIFSIGNALED(wait_status):
+        return signal.Signals(os.WTERMSIG(wait_status)).name
+    return f"exit {os.WEXITSTATUS(wait_status)}"
+
+
+def fork_and(action: Callable[[], None]) -> str:
+    """Fork; the child runs action then exits 0. Returns how the child ended."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            action()
+        finally:
+            os._exit(0)
+    return describe(os.waitpid(pid, 0)[1])
+
+
+def fork_touching(*names: str) -> str:
+    return fork_and(lambda: touch(*names))
+
+
+def report(**facts: object) -> None:
+    print(json.dumps(facts), flush=True)

@@ -1,0 +1,153 @@
+"""The Python API in this (runtime-free) process: validation, state, reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+import objcprefork
+from objcprefork import _native
+from objcprefork._defaults import rows
+from objcprefork._names import split_names, validate_name
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+    objcprefork.uninstall()
+    objcprefork.set_classes([])
+    yield
+    objcprefork.uninstall()
+    objcprefork.set_classes([])
+
+
+def test_native_core_is_built():
+    assert not isinstance(_native.core, _native._InertCore), _native.core._reason
+
+
+@pytest.mark.parametrize("good", [
+    "NSString", "__NSCFConstantString", "_TtC7MyApp4View", "MyApp.View", "Café", "A$b",
+    "x" * 255,
+])
+def test_valid_names(good):
+    assert validate_name(good) == good
+
+
+@pytest.mark.parametrize("bad, error, words", [
+    ("", ValueError, "empty"),
+    ("NS String", ValueError, "whitespace"),
+    ("NSString\n", ValueError, "whitespace"),
+    ("NS\0String", ValueError, "NUL"),
+    ("é" * 128, ValueError, "255 bytes"),
+    ("x" * 256, ValueError, "255 bytes"),
+    ("1Class", ValueError, "characters"),
+    ("NS-String", ValueError, "characters"),
+    ("Module.", ValueError, "characters"),
+    ("\ud800", ValueError, "characters"),
+    (b"NSString", TypeError, "bytes"),
+    (None, TypeError, "NoneType"),
+    (42, TypeError, "int"),
+])
+def test_invalid_names_are_refused_and_named(bad, error, words):
+    with pytest.raises(error) as caught:
+        objcprefork.set_classes([bad])
+    assert words in str(caught.value)
+    assert repr(bad)[:20] in str(caught.value)
+
+
+@pytest.mark.parametrize("call", [
+    lambda names: objcprefork.install(names),
+    objcprefork.add_classes,
+    objcprefork.set_classes,
+])
+def test_errors_leave_the_previous_state(call):
+    objcprefork.install(["FXKeep"], defaults=False)
+    before = objcprefork.status()
+    for bad in ["NSString", b"NSString", 7, ["Good", "Bad Name"], ["Good", None]]:
+        with pytest.raises((TypeError, ValueError)):
+            call(bad)
+        assert objcprefork.status() == before
+
+
+def test_a_bare_str_is_not_a_list_of_names():
+    with pytest.raises(TypeError, match=r"wrap a single name in a list: \['NSString'\]"):
+        objcprefork.add_classes("NSString")
+
+
+def test_install_builds_the_list_from_defaults_and_classes():
+    st = objcprefork.install(["FXOne", "NSString", "FXOne"])
+    assert objcprefork.classes() == (*objcprefork.DEFAULT_CLASSES, "FXOne")
+    assert st.installed and objcprefork.is_installed()
+    assert objcprefork.install(defaults=False).classes == ()
+    assert objcprefork.install(iter(["FXTwo"]), defaults=False).classes[0].name == "FXTwo"
+
+
+def test_add_and_set_classes():
+    objcprefork.set_classes(("A", "B"))
+    objcprefork.add_classes(["B", "C"])
+    assert objcprefork.classes() == ("A", "B", "C")
+    objcprefork.set_classes(x for x in ["D"])
+    assert objcprefork.classes() == ("D",)
+    assert not objcprefork.is_installed()
+
+
+def test_uninstall_reports_whether_anything_changed():
+    assert objcprefork.uninstall() is False
+    objcprefork.install()
+    assert objcprefork.uninstall() is True
+    assert objcprefork.uninstall() is False
+
+
+def test_status_without_runtime_is_honest_and_readable():
+    st = objcprefork.install(["FXOne"], defaults=False)
+    assert st.runtime is None
+    assert st.runtime_missing == "no Objective-C runtime is loaded in this process"
+    assert st.classes == (objcprefork.ClassStatus("FXOne", "not loaded"),)
+    text = str(st)
+    assert "objcprefork: installed" in text
+    assert "runtime: none (no Objective-C runtime is loaded in this process)" in text
+    assert "not loaded (1): FXOne" in text
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        st.installed = False  # type: ignore[misc]
+
+
+def test_default_classes_come_from_the_data_file():
+    data = rows()
+    assert objcprefork.DEFAULT_CLASSES == tuple(row["class"] for row in data)
+    assert "__NSCFConstantString" in objcprefork.DEFAULT_CLASSES
+    assert "NSPlaceholderMutableString" in objcprefork.DEFAULT_CLASSES
+    for row in data:
+        validate_name(row["class"])
+        assert row["framework"] and int(row["reports"]) >= 1, row
+
+
+def test_split_names():
+    assert split_names(" A, B\tC,,D \n") == ("A", "B", "C", "D")
+    assert split_names("") == ()
+    with pytest.raises(ValueError, match="'A-B'"):
+        split_names("Good, A-B")
+
+
+def test_inert_core_when_the_extension_is_missing(tmp_path):
+    # Shadow the extension with a module that fails to import, as on a machine
+    # where it could not be built: the API still works and says why.
+    code = f"""
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "objcprefork._objcprefork":
+            raise ImportError("blocked for the test")
+sys.meta_path.insert(0, Block())
+import objcprefork
+st = objcprefork.install(["NSString"], defaults=False)
+assert st.installed and st.runtime is None, st
+assert "native core is not available" in st.runtime_missing, st
+assert objcprefork.classes() == ("NSString",)
+assert objcprefork.uninstall() is True
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path.parent)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -1,0 +1,293 @@
+"""Real forked processes against GCC's libobjc and the emulation of Apple's check."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+
+APPLE_LINES = (
+    r"objc\[(\d+)\]: \+\[{cls} initialize\] may have been in progress in another thread "
+    r"when fork\(\) was called\.\n"
+    r"objc\[\1\]: \+\[{cls} initialize\] may have been in progress in another thread "
+    r"when fork\(\) was called\. We cannot safely call it or ignore it in the fork\(\) child "
+    r"process\. Crashing instead\. Set a breakpoint on objc_initializeAfterForkError to debug\.\n"
+)
+
+
+def assert_apple_message(stderr: str, cls: str) -> None:
+    assert re.search(APPLE_LINES.format(cls=re.escape(cls)), stderr), stderr
+
+
+def test_child_of_threaded_parent_dies_without_objcprefork(run_python):
+    run = run_python("""
+        load(); make_threaded()
+        report(child=fork_touching("FXAlpha"))
+    """)
+    assert run.facts["child"] == "SIGABRT"
+    assert_apple_message(run.stderr, "FXAlpha")
+
+
+def test_child_lives_with_install(run_python):
+    run = run_python("""
+        load(); import objcprefork
+        st = objcprefork.install(["FXAlpha"], defaults=False)
+        make_threaded()
+        report(child=fork_touching("FXAlpha"), state=[c.state for c in st.classes],
+               runs=fx.fx_initialize_count(b"FXAlpha"))
+    """)
+    assert run.facts == {"child": "exit 0", "state": ["initialized"], "runs": 1}
+    assert "objc[" not in run.stderr
+
+
+def test_class_not_listed_still_dies(run_python):
+    run = run_python("""
+        load(); import objcprefork
+        objcprefork.install(["FXAlpha"], defaults=False); make_threaded()
+        report(listed=fork_touching("FXAlpha"), unlisted=fork_touching("FXGamma"))
+    """)
+    assert run.facts == {"listed": "exit 0", "unlisted": "SIGABRT"}
+    assert_apple_message(run.stderr, "FXGamma")
+
+
+def test_inherited_initialize_is_forced_and_named(run_python):
+    # FXSub inherits FXBase's +initialize: the runtime names the subclass once
+    # the superclass is initialized, and listing the subclass covers both.
+    run = run_python("""
+        load(); import objcprefork; make_threaded()
+        touch("FXBase")
+        report(before=fork_touching("FXSub"))
+        objcprefork.install(["FXSub"], defaults=False)
+        report(after=fork_touching("FXSub"), trivial=fork_touching("FXTrivial"))
+    """)
+    assert run.facts == {"before": "SIGABRT", "after": "exit 0", "trivial": "exit 0"}
+    assert_apple_message(run.stderr, "FXSub")
+
+
+def test_uninstall_brings_the_crash_back(run_python):
+    run = run_python("""
+        load(); import objcprefork
+        objcprefork.install(["FXLate"], defaults=False); make_threaded()
+        changed = objcprefork.uninstall()
+        load_late()
+        report(changed=changed, again=objcprefork.uninstall(),
+               installed=objcprefork.is_installed(),
+               child=fork_and(lambda: load_late().fx_late_touch()))
+    """)
+    assert run.facts == {"changed": True, "again": False, "installed": False,
+                         "child": "SIGABRT"}
+    assert_apple_message(run.stderr, "FXLate")
+
+
+def test_library_loaded_after_install_is_covered_at_next_fork(run_python):
+    run = run_python("""
+        load(); import objcprefork
+        before = objcprefork.install(["FXLate"], defaults=False); make_threaded()
+        late = load_late()
+        child = fork_and(lambda: late.fx_late_touch())
+        after = objcprefork.status()
+        report(before=before.classes[0].state, child=child, after=after.classes[0].state,
+               forced_in_fork=after.forced_in_fork)
+    """)
+    assert run.facts == {"before": "not loaded", "child": "exit 0",
+                         "after": "initialized", "forced_in_fork": 1}
+
+
+def test_grandchildren(run_python):
+    # The child is single-threaded, yet its children stay restricted (sticky flag).
+    run = run_python("""
+        load(); import objcprefork
+        objcprefork.install(["FXAlpha"], defaults=False); make_threaded()
+        def child():
+            listed = fork_touching("FXAlpha")
+            unlisted = fork_touching("FXGamma")
+            os._exit(0 if (listed, unlisted) == ("exit 0", "SIGABRT") else 1)
+        report(child=fork_and(child))
+    """)
+    assert run.facts == {"child": "exit 0"}
+    assert_apple_message(run.stderr, "FXGamma")
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_multiprocessing_fork_context(run_python, installed):
+    run = run_python(f"""
+        import multiprocessing
+        load(); import objcprefork
+        if {installed}:
+            objcprefork.install(["FXAlpha"], defaults=False)
+        make_threaded()
+        ctx = multiprocessing.get_context("fork")
+        p = ctx.Process(target=touch, args=("FXAlpha",)); p.start(); p.join()
+        facts = dict(exitcode=p.exitcode)
+        if {installed}:
+            with ctx.Pool(2) as pool:
+                facts["pool"] = pool.map(touch_returning, ["FXAlpha"] * 8)
+        report(**facts)
+    """)
+    if installed:
+        assert run.facts == {"exitcode": 0, "pool": [0] * 8}
+    else:
+        assert run.facts == {"exitcode": -6}
+        assert_apple_message(run.stderr, "FXAlpha")
+
+
+def test_fork_from_a_c_thread_without_the_gil(run_python):
+    run = run_python("""
+        load(); import objcprefork
+        unprotected = describe(fx.fx_fork_from_c_thread(b"FXBeta"))
+        objcprefork.install(["FXAlpha"], defaults=False)
+        protected = describe(fx.fx_fork_from_c_thread(b"FXAlpha"))
+        report(unprotected=unprotected, protected=protected, forks=objcprefork.status().forks)
+    """)
+    assert run.facts == {"unprotected": "SIGABRT", "protected": "exit 0", "forks": 1}
+
+
+def test_single_threaded_parent_is_unrestricted(run_python):
+    run = run_python("""
+        load()
+        report(child=fork_touching("FXAlpha", "FXSub"))
+    """)
+    assert run.facts == {"child": "exit 0"}
+
+
+@pytest.mark.parametrize("value, enforced", [
+    ("YES", False), ("yes", False), ("1", False), ("TRUE", False), ("on", False),
+    ("Y", False), ("WARN", False), ("0", True), ("NO", True), ("2", True), ("", True),
+    ("01", True),
+])
+def test_apple_environment_switch(run_python, value, enforced):
+    run = run_python("""
+        load(); make_threaded()
+        report(child=fork_touching("FXAlpha"))
+    """, env={"OBJC_DISABLE_INITIALIZE_FORK_SAFETY": value})
+    assert run.facts == {"child": "SIGABRT" if enforced else "exit 0"}
+
+
+def test_install_forces_in_the_parent_and_never_twice(run_python):
+    run = run_python("""
+        load(); import objcprefork
+        for _ in range(3):
+            objcprefork.install(["FXAlpha", "FXBase"], defaults=False)
+        objcprefork.add_classes(["FXAlpha", "FXBeta"])
+        make_threaded()
+        children = [fork_touching("FXAlpha", "FXBeta") for _ in range(3)]
+        st = objcprefork.status()
+        report(children=children, forks=st.forks, forced_in_fork=st.forced_in_fork,
+               runs=[fx.fx_initialize_count(n) for n in (b"FXAlpha", b"FXBase", b"FXBeta")],
+               classes=list(objcprefork.classes()))
+    """)
+    assert run.facts == {"children": ["exit 0"] * 3, "forks": 3, "forced_in_fork": 0,
+                         "runs": [1, 1, 1], "classes": ["FXAlpha", "FXBase", "FXBeta"]}
+
+
+def test_pending_classes_are_forced_by_the_handler(run_python):
+    # Configured while not installed: nothing runs until install() or a fork.
+    run = run_python("""
+        load(); import objcprefork
+        objcprefork.set_classes(["FXAlpha"])
+        pending = objcprefork.status().classes[0].state
+        objcprefork.install(["FXBeta"], defaults=False)
+        objcprefork.uninstall()
+        objcprefork.set_classes(["FXGamma"])
+        objcprefork.install(objcprefork.classes(), defaults=False)
+        make_threaded()
+        report(pending=pending, runs=fx.fx_initialize_count(b"FXAlpha"),
+               child=fork_touching("FXGamma"))
+    """)
+    assert run.facts == {"pending": "pending", "runs": 0, "child": "exit 0"}
+
+
+def test_reconfiguring_while_other_threads_fork(run_python):
+    run = run_python("""
+        import threading, objcprefork
+        load(); objcprefork.install(["FXAlpha"], defaults=False)
+        stop = threading.Event(); outcomes = []
+        def reconfigure():
+            while not stop.is_set():
+                objcprefork.set_classes(["FXAlpha", "FXBeta", "FXGamma"])
+                objcprefork.add_classes(["FXBase"])
+                objcprefork.uninstall(); objcprefork.install(["FXAlpha"], defaults=False)
+                objcprefork.status()
+        def forker():
+            for _ in range(40):
+                outcomes.append(fork_touching("FXAlpha"))
+        threads = [threading.Thread(target=reconfigure)] + [threading.Thread(target=forker) for _ in range(4)]
+        for t in threads: t.start()
+        for t in threads[1:]: t.join()
+        stop.set(); threads[0].join()
+        report(outcomes=sorted(set(outcomes)), count=len(outcomes))
+    """)
+    assert run.facts == {"outcomes": ["exit 0"], "count": 160}
+
+
+def test_gnustep_foundation(run_python, gnustep):
+    # Real Foundation classes: without objcprefork the child dies inside GNUstep;
+    # with them listed, NSNumber works in the child.
+    code = """
+        load(fixtures=False); load_gnustep(); import objcprefork
+        names = ["NSObject", "NSString", "NSMutableString", "NSNumber", "NSDate", "NSURL",
+                 "NSArray", "NSDictionary", "NSRecursiveLock", "NSCharacterSet"]
+        if INSTALL:
+            st = objcprefork.install(names)
+            report(states={c.name: c.state for c in st.classes if c.name in names})
+        make_threaded()
+        def use_number():
+            n = send(cls("NSNumber"), "numberWithInt:", 42, argtypes=(ctypes.c_int,))
+            os._exit(0 if send(n, "intValue", restype=ctypes.c_int) == 42 else 1)
+        report(child=fork_and(use_number))
+    """
+    code = textwrap.dedent(code)
+    without = run_python("INSTALL = False\n" + code)
+    assert without.facts == {"child": "SIGABRT"}
+    assert "may have been in progress in another thread" in without.stderr
+    with_it = run_python("INSTALL = True\n" + code)
+    assert with_it.facts["child"] == "exit 0"
+    assert set(with_it.facts["states"].values()) == {"initialized"}
+
+
+def test_process_without_any_runtime(run_python):
+    run = run_python("""
+        import objcprefork
+        st = objcprefork.install(["NSString"])
+        maps = open("/proc/self/maps").read()
+        report(runtime=st.runtime, why=st.runtime_missing, installed=st.installed,
+               states=sorted({c.state for c in st.classes}), child=fork_and(lambda: None),
+               libobjc_loaded="libobjc" in maps, forks=objcprefork.status().forks)
+    """)
+    assert run.facts == {"runtime": None, "installed": True,
+                         "why": "no Objective-C runtime is loaded in this process",
+                         "states": ["not loaded"], "child": "exit 0",
+                         "libobjc_loaded": False, "forks": 1}
+
+
+def test_runtime_loaded_after_install_is_found_at_next_fork(run_python):
+    run = run_python("""
+        import objcprefork
+        before = objcprefork.install(["FXAlpha"], defaults=False)
+        load(); make_threaded()
+        child = fork_touching("FXAlpha")
+        after = objcprefork.status()
+        report(before=before.runtime, child=child, after=after.runtime.endswith("libobjc.so.4"),
+               state=after.classes[0].state)
+    """)
+    assert run.facts == {"before": None, "child": "exit 0", "after": True,
+                         "state": "initialized"}
+
+
+def test_handlers_registered_once_across_interpreters(run_python):
+    run = run_python("""
+        try:
+            import _xxsubinterpreters as interpreters
+        except ImportError:
+            import _interpreters as interpreters
+        import objcprefork
+        objcprefork.install(["FXAlpha"], defaults=False)
+        for _ in range(2):
+            interp = interpreters.create()
+            interpreters.run_string(interp, "import objcprefork; objcprefork.install()")
+            interpreters.destroy(interp)
+        objcprefork.install(["FXAlpha"], defaults=False)
+        report(child=fork_and(lambda: None), forks=objcprefork.status().forks)
+    """)
+    assert run.facts == {"child": "exit 0", "forks": 1}
