@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import os
 from _thread import allocate_lock
-from collections.abc import Callable, Iterable
 
 from ._defaults import DEFAULT_CLASSES
 from ._names import merge, validate_names
 from ._native import core
-from ._status import ClassState, ClassStatus, Status
+
+# Kept light for interpreter start-up: typing, dataclasses and the config
+# reader are imported only when used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from ._status import ClassState, ClassStatus, Status
 
 __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_CLASSES", "ClassState", "ClassStatus", "Status", "add_classes", "classes",
-    "install", "is_installed", "set_classes", "status", "uninstall",
+    "install", "install_from_config", "is_installed", "set_classes", "status", "uninstall",
 ]
 
 # Serializes read-modify-write of the list; a fork child starts with a fresh one.
@@ -36,17 +42,42 @@ def _new_lock_in_child() -> None:
 os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
-def install(classes: Iterable[str] | None = None, *, defaults: bool = True) -> Status:
+def install(classes: Iterable[str] | None = None, *, defaults: bool = True,
+            frameworks: Iterable[str] = ()) -> Status:
     """Run +initialize of the listed classes now and before every fork().
 
     The list becomes DEFAULT_CLASSES (unless defaults is false) followed by
-    classes. Listed classes already loaded are initialized right away, in this
-    process and outside any fork, so that a failing +initialize fails here.
-    Classes not loaded yet are looked for again at every fork after an image
-    is loaded. Idempotent: calling it again sets the same list again.
+    classes. frameworks (macOS framework names, library sonames, or paths) are
+    loaded first, in this process. Listed classes already loaded are
+    initialized right away, outside any fork, so that a failing +initialize
+    fails here. Classes not loaded yet are looked for again at every fork after
+    an image is loaded. Idempotent: calling it again sets the same list again.
     """
-    names = merge(DEFAULT_CLASSES if defaults else (),
-                  validate_names(classes) if classes is not None else ())
+    _install(merge(DEFAULT_CLASSES if defaults else (),
+                   validate_names(classes) if classes is not None else ()),
+             frameworks, allow_paths=True)
+    return status()
+
+
+def install_from_config(environ: Mapping[str, str] | None = None) -> Status:
+    """install() with the configuration of the environment and the config file.
+
+    The sources and their precedence are those of start-up activation (see the
+    README); a bad value raises ValueError naming the source, and installs nothing.
+    """
+    from . import _config
+
+    config = _config.load(os.environ if environ is None else environ)
+    _install(config.class_list(), config.frameworks)
+    return status()
+
+
+def _install(names: tuple[str, ...], frameworks: Iterable[str] = (), *,
+             allow_paths: bool = False) -> None:
+    if frameworks:
+        from ._frameworks import load_frameworks
+
+        load_frameworks(frameworks, allow_paths=allow_paths)
     with _lock:
         previous = _current()
         core.set_table(names)
@@ -56,7 +87,6 @@ def install(classes: Iterable[str] | None = None, *, defaults: bool = True) -> S
             core.set_table(previous)
             raise
         core.force()
-    return status()
 
 
 def uninstall() -> bool:
@@ -89,6 +119,8 @@ def set_classes(names: Iterable[str]) -> None:
 
 def status() -> Status:
     """A snapshot: installed or not, the runtime, each class's state, the counters."""
+    from ._status import Status
+
     return Status.from_snapshot(core.snapshot())
 
 
@@ -101,3 +133,11 @@ def _update(change: Callable[[tuple[str, ...]], tuple[str, ...]]) -> None:
         core.set_table(change(_current()))
         if core.snapshot()["enabled"]:
             core.force()
+
+
+def __getattr__(name: str) -> object:
+    if name in ("ClassState", "ClassStatus", "Status"):
+        from . import _status
+
+        return getattr(_status, name)
+    raise AttributeError(f"module 'objcprefork' has no attribute {name!r}")

@@ -3,19 +3,20 @@ where it was reported)."""
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
+import os
 
-CLASSES_CSV = Path(__file__).with_name("data") / "classes.csv"
+CLASSES_CSV = os.path.join(os.path.dirname(__file__), "data", "classes.csv")
 
 
 def _lines() -> list[str]:
-    text = CLASSES_CSV.read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line and not line.startswith("#")]
+    with open(CLASSES_CSV, encoding="utf-8") as f:
+        return [line for line in f.read().splitlines() if line and not line.startswith("#")]
 
 
 def rows() -> list[dict[str, str]]:
     """Every row of the data file: class, framework, macos, reports, trigger."""
+    import csv
+
     return list(csv.DictReader(_lines()))
 
 

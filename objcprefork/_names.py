@@ -3,11 +3,11 @@ and the config file all go through here."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 MAX_NAME_BYTES = 255
-_SEPARATORS = re.compile(r"[\s,]+")
 
 
 def _shown(value: object) -> str:
@@ -45,10 +45,12 @@ def validate_names(names: object) -> tuple[str, ...]:
     if isinstance(names, (str, bytes, bytearray)):
         raise TypeError(f"expected an iterable of class names, got {type(names).__name__} "
                         f"{_shown(names)}; wrap a single name in a list: [{_shown(names)}]")
-    if not isinstance(names, Iterable):
+    try:
+        items = iter(names)  # type: ignore[call-overload]
+    except TypeError:
         raise TypeError(f"expected an iterable of class names, got {type(names).__name__}: "
-                        f"{_shown(names)}")
-    return merge([validate_name(name) for name in names])
+                        f"{_shown(names)}") from None
+    return merge([validate_name(name) for name in items])
 
 
 def merge(*lists: Iterable[str]) -> tuple[str, ...]:
@@ -58,4 +60,4 @@ def merge(*lists: Iterable[str]) -> tuple[str, ...]:
 
 def split_names(text: str) -> tuple[str, ...]:
     """Split 'A, B C' (commas and/or whitespace) into validated names."""
-    return validate_names(part for part in _SEPARATORS.split(text) if part)
+    return validate_names(text.replace(",", " ").split())

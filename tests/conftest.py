@@ -65,23 +65,83 @@ class Run:
         return merged
 
 
-@pytest.fixture
-def run_python(fixtures: Path, tmp_path: Path):
-    """Run a scenario in a fresh interpreter; fail on a non-zero exit unless check=False."""
+def clean_environment(fixtures: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OBJCPREFORK", "OBJC_", "PYTHON"))}
+    env.update(OBJCPREFORK_FIXTURES=str(fixtures), PYTHONPATH=str(TESTS),
+               XDG_CONFIG_HOME=str(fixtures / "no-config"))
+    env.update(extra or {})
+    return env
 
-    def run(code: str, *, env: dict[str, str] | None = None, check: bool = True,
-            args: tuple[str, ...] = ()) -> Run:
-        full_env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("OBJCPREFORK", "OBJC_"))}
-        full_env.update(OBJCPREFORK_FIXTURES=str(fixtures), PYTHONPATH=str(TESTS),
-                        **(env or {}))
-        script = "from forkprobe import *\n" + textwrap.dedent(code)
-        # cwd is a scratch directory: the source tree must not shadow the installed package.
-        done = subprocess.run([sys.executable, *args, "-c", script], cwd=tmp_path, env=full_env,
+
+@pytest.fixture
+def run_command(fixtures: Path, tmp_path: Path):
+    """Run argv with a clean environment in a scratch directory (so the source
+    tree never shadows the installed package); fail on a non-zero exit unless
+    check=False."""
+
+    def run(argv: list[str], *, env: dict[str, str] | None = None, check: bool = True) -> Run:
+        done = subprocess.run([str(a) for a in argv], cwd=tmp_path,
+                              env=clean_environment(fixtures, env),
                               capture_output=True, text=True, timeout=120)
         result = Run(done.returncode, done.stdout, done.stderr)
         if check and done.returncode != 0:
-            pytest.fail(f"scenario failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+            pytest.fail(f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return result
 
     return run
+
+
+@pytest.fixture
+def run_python(run_command):
+    """Run a scenario (code using forkprobe) in a fresh interpreter."""
+
+    def run(code: str, *, python: object = sys.executable, args: tuple[str, ...] = (),
+            env: dict[str, str] | None = None, check: bool = True) -> Run:
+        script = "from forkprobe import *\n" + textwrap.dedent(code)
+        return run_command([python, *args, "-c", script], env=env, check=check)
+
+    return run
+
+REPO = TESTS.parent
+
+
+@dataclass
+class Venv:
+    python: Path
+    site_packages: Path
+    bin: Path
+
+
+def make_venv(path: Path) -> Venv:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = path / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    return Venv(python, Path(site), path / "bin")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real wheel of this tree, built once."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(out), str(REPO)],
+                   check=True, env={**os.environ, "OBJCPREFORK_REQUIRE_NATIVE": "1"})
+    (found,) = out.glob("objcprefork-*.whl")
+    return found
+
+
+@pytest.fixture(scope="session")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A fresh venv with the wheel installed (not editable: the .pth needs a real install)."""
+    env = make_venv(tmp_path_factory.mktemp("venv") / "env")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(env.python), "install", "-q",
+                    "--no-deps", "--no-index", str(wheel)], check=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def bare_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A venv without objcprefork: its site-packages has no .pth of ours."""
+    return make_venv(tmp_path_factory.mktemp("bare") / "env")

@@ -1,0 +1,63 @@
+"""Loading frameworks (macOS) or libraries (elsewhere) in the parent, at
+configuration time, so their classes exist before any fork. Never called from
+the fork handler."""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+# Apple's system framework folders, in dyld's order.
+FRAMEWORK_FOLDERS = ("/System/Library/Frameworks", "/System/Library/PrivateFrameworks")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
+
+
+def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False
+                             ) -> tuple[str, ...]:
+    """Framework names (macOS: "Foundation"; elsewhere a soname: "libfoo.so.1").
+
+    Paths are accepted only when allow_paths (the Python API), never from
+    configuration."""
+    if isinstance(names, (str, bytes, bytearray)):
+        raise TypeError(f"expected an iterable of framework names, got {names!r}; "
+                        f"wrap a single name in a list: [{names!r}]")
+    valid = []
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"a framework name must be str, not {type(name).__name__}: {name!r}")
+        is_path = "/" in name
+        if is_path and allow_paths and "\0" not in name:
+            valid.append(name)
+            continue
+        if is_path:
+            raise ValueError(f"invalid framework {name!r}: a path is accepted only through "
+                             "the Python API; configuration takes a name")
+        if not name or name[0] == "." or not set(name) <= _NAME_CHARS:
+            raise ValueError(f"invalid framework name {name!r}: letters, digits and ._+- only")
+        valid.append(name)
+    return tuple(dict.fromkeys(valid))
+
+
+def candidates(name: str) -> list[str]:
+    if "/" in name or sys.platform != "darwin":
+        return [name]
+    return [f"{folder}/{name}.framework/{name}" for folder in FRAMEWORK_FOLDERS]
+
+
+def load_frameworks(names: Iterable[str], *, allow_paths: bool = False) -> None:
+    """Load each framework; ValueError names the first one that cannot be loaded."""
+    import ctypes
+
+    for name in validate_framework_names(names, allow_paths=allow_paths):
+        errors = []
+        for candidate in candidates(name):
+            try:
+                ctypes.CDLL(candidate)
+                break
+            except OSError as exc:
+                errors.append(str(exc))
+        else:
+            raise ValueError(f"cannot load framework {name!r}: {'; '.join(errors)}")

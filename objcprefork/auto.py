@@ -1,0 +1,9 @@
+"""`import objcprefork.auto` installs objcprefork with the configuration of the
+environment and the config file (see the README). Unlike start-up activation,
+it does not need OBJCPREFORK=1, and a bad configuration raises ValueError."""
+
+from . import _startup, install_from_config
+
+status = install_from_config()
+if _startup.activated_by is None:
+    _startup.activated_by = "import objcprefork.auto"

@@ -1,0 +1,110 @@
+"""Configuration sources, their precedence and their errors (in this process)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import objcprefork
+from objcprefork._config import ConfigError, load, user_config_path
+from objcprefork._frameworks import validate_framework_names
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+@pytest.mark.parametrize("text, words", [
+    ('classes = ["A"\n', "line 1"),
+    ('classes = ["A"]\nclases = ["B"]\n', "line 2: clases: unknown key"),
+    ('defaults = "no"\n', "line 1: defaults: must be true or false, not 'no'"),
+    ('classes = "NSString"\n', "line 1: classes: must be a list of strings, not 'NSString'"),
+    ('classes = [1]\n', "classes: must be a list of strings; 1 is not a string"),
+    ('classes = [\n  "Good",\n  "Bad Name",\n]\n', "line 3: classes: invalid Objective-C class "
+                                                 "name 'Bad Name': it contains whitespace"),
+    ('frameworks = ["/usr/lib/libobjc.so.4"]\n', "line 1: frameworks: invalid framework "
+                                                "'/usr/lib/libobjc.so.4': a path is accepted "
+                                                "only through the Python API"),
+    ('frameworks = ["Foo;rm"]\n', "invalid framework name 'Foo;rm'"),
+])
+def test_file_errors_name_the_file_and_line(tmp_path, text, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load({"OBJCPREFORK_CONFIG": str(path)})
+    assert str(caught.value).startswith(str(path))
+    assert words in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_binary_garbage_file(tmp_path):
+    path = tmp_path / "garbage.toml"
+    path.write_bytes(b"\xff\xfe\x00classes")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load({"OBJCPREFORK_CONFIG": str(path)})
+
+
+def test_precedence(tmp_path):
+    path = write(tmp_path, """
+        classes = ["FromFile", "Both"]
+        defaults = false
+        frameworks = ["Foundation"]
+    """)
+    env = {"OBJCPREFORK_CONFIG": str(path), "OBJCPREFORK_CLASSES": "Both, FromEnv"}
+    config = load(env)
+    assert config.classes == ("FromFile", "Both", "FromEnv")
+    assert config.defaults is False and config.frameworks == ("Foundation",)
+    assert config.class_list(("FromApi",)) == ("FromFile", "Both", "FromEnv", "FromApi")
+    config = load({**env, "OBJCPREFORK_DEFAULTS": "1"})
+    assert config.class_list()[:len(objcprefork.DEFAULT_CLASSES)] == objcprefork.DEFAULT_CLASSES
+
+
+def test_lenient_loading_skips_only_the_bad_source(tmp_path):
+    path = write(tmp_path, 'classes = ["FromFile"]\n')
+    seen = []
+    config = load({"OBJCPREFORK_CONFIG": str(path), "OBJCPREFORK_CLASSES": "A B-C",
+                   "OBJCPREFORK_DEFAULTS": "0"}, on_error=seen.append)
+    assert config.classes == ("FromFile",) and config.defaults is False
+    assert [str(e) for e in seen] == [
+        "OBJCPREFORK_CLASSES: invalid Objective-C class name 'B-C': it holds characters a class "
+        "name cannot (letters, digits, _, $ and . only)"]
+
+
+def test_user_config_location(tmp_path):
+    assert user_config_path({"XDG_CONFIG_HOME": "/x"}) == "/x/objcprefork/config.toml"
+    assert user_config_path({}).endswith("/.config/objcprefork/config.toml")
+    # A missing default file is fine; a missing named one is an error.
+    assert load({"XDG_CONFIG_HOME": str(tmp_path)}).path is None
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load({"OBJCPREFORK_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_install_from_config_raises_and_changes_nothing(tmp_path):
+    objcprefork.set_classes(["Kept"])
+    with pytest.raises(ValueError, match="OBJCPREFORK_DEFAULTS='sometimes'"):
+        objcprefork.install_from_config({"OBJCPREFORK_DEFAULTS": "sometimes"})
+    assert objcprefork.classes() == ("Kept",) and not objcprefork.is_installed()
+    st = objcprefork.install_from_config({"OBJCPREFORK_CLASSES": "Extra",
+                                          "OBJCPREFORK_DEFAULTS": "no"})
+    assert [c.name for c in st.classes] == ["Extra"]
+    objcprefork.uninstall()
+
+
+def test_framework_names():
+    assert validate_framework_names(["Foundation", "libgnustep-base.so.1.28", "Foundation"]) == (
+        "Foundation", "libgnustep-base.so.1.28")
+    assert validate_framework_names(["/a/b.dylib"], allow_paths=True) == ("/a/b.dylib",)
+    for bad in ["", ".hidden", "a b", "../x"]:
+        with pytest.raises(ValueError):
+            validate_framework_names([bad])
+    with pytest.raises(TypeError, match="wrap a single name"):
+        validate_framework_names("Foundation")
+
+
+def test_install_with_a_framework_that_cannot_load_changes_nothing():
+    objcprefork.set_classes(["Kept"])
+    with pytest.raises(ValueError, match="cannot load framework 'libnothing-objcprefork.so.9'"):
+        objcprefork.install(["New"], frameworks=["libnothing-objcprefork.so.9"])
+    assert objcprefork.classes() == ("Kept",) and not objcprefork.is_installed()

@@ -1,0 +1,235 @@
+"""Switching objcprefork on: the .pth/.start at interpreter start, the launcher,
+`import objcprefork.auto` and the configuration sources, in a fresh venv with a
+real wheel installed."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import zipfile
+
+import pytest
+
+import objcprefork
+
+ACTIVE = "import sys; m = sys.modules.get('objcprefork._startup'); " \
+         "print(m.activated_by if m else None, 'objcprefork' in sys.modules)"
+
+APP = """
+    # app.py: never imports objcprefork; a threaded parent forks children.
+    import subprocess, sys
+    from forkprobe import *
+    load(); make_threaded()
+    report(**{sys.argv[1]: [fork_touching("FXAlpha"), fork_touching("FXBeta")]})
+    if sys.argv[1] == "child":
+        subprocess.run([sys.executable, __file__, "grandchild"], check=True)
+"""
+
+
+def test_wheel_holds_the_startup_files(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ["objcprefork.pth", "objcprefork.start", "_objcprefork_start.py",
+                 "objcprefork/_bootstrap/sitecustomize.py", "objcprefork/data/classes.csv",
+                 "objcprefork/py.typed"]:
+        assert name in names
+    assert any(n.startswith("objcprefork/_objcprefork") and n.endswith(".so") for n in names)
+
+
+def test_unset_means_not_imported_at_start(venv, run_command):
+    run = run_command([venv.python, "-X", "importtime", "-c", ACTIVE])
+    assert run.stdout.split() == ["None", "False"]
+    assert "objcprefork" not in run.stderr
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "TRUE", "On"])
+def test_set_means_active_before_main(venv, run_command, value):
+    run = run_command([venv.python, "-c", ACTIVE + "; import objcprefork; "
+                       "print(objcprefork.is_installed())"], env={"OBJCPREFORK": value})
+    assert run.stdout.split() == ["pth", "True", "True"]
+
+
+@pytest.mark.parametrize("value", ["0", "no", "", "2", "enable"])
+def test_other_values_do_nothing(venv, run_command, value):
+    run = run_command([venv.python, "-c", ACTIVE], env={"OBJCPREFORK": value})
+    assert run.stdout.split() == ["None", "False"]
+
+
+@pytest.mark.parametrize("flag", ["-E", "-I"])
+def test_ignored_under_E_and_I(venv, run_command, flag):
+    run = run_command([venv.python, flag, "-c", ACTIVE], env={"OBJCPREFORK": "1"})
+    assert run.stdout.split() == ["None", "False"]
+
+
+def test_broken_config_warns_and_start_goes_on(venv, run_command, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('classes = ["NSString"]\ndefaults = maybe\n')
+    run = run_command([venv.python, "-c", ACTIVE + "; import objcprefork; "
+                       "print(len(objcprefork.classes()))"],
+                      env={"OBJCPREFORK": "1", "OBJCPREFORK_CONFIG": str(bad)})
+    assert run.stdout.split() == ["pth", "True", str(len(objcprefork.DEFAULT_CLASSES))]
+    assert run.stderr.count("\n") == 1
+    assert run.stderr == f"objcprefork: warning: {bad}, line 2: Invalid value; ignored\n"
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"OBJCPREFORK_CLASSES": "Good, Bad-Name"}, "OBJCPREFORK_CLASSES: invalid Objective-C "
+                                                "class name 'Bad-Name'"),
+    ({"OBJCPREFORK_DEFAULTS": "perhaps"}, "OBJCPREFORK_DEFAULTS='perhaps'"),
+    ({"OBJCPREFORK_CONFIG": "/nonexistent/objcprefork.toml"}, "/nonexistent/objcprefork.toml: "
+                                                              "cannot read it"),
+])
+def test_bad_variables_warn_once(venv, run_command, env, words):
+    run = run_command([venv.python, "-c", ACTIVE], env={"OBJCPREFORK": "1", **env})
+    assert run.stdout.split() == ["pth", "True"]
+    assert run.stderr.count("\n") == 1 and words in run.stderr, run.stderr
+
+
+def test_debug_prints_one_report_line(venv, run_command):
+    run = run_command([venv.python, "-c", "pass"],
+                      env={"OBJCPREFORK": "1", "OBJCPREFORK_DEBUG": "1"})
+    assert run.stderr.startswith("objcprefork: active (pth); runtime none (")
+    assert run.stderr.count("\n") == 1
+
+
+def test_classes_variable_reaches_the_handler(venv, run_python):
+    run = run_python("""
+        import objcprefork
+        load(); make_threaded()
+        child = fork_touching("FXAlpha")
+        st = objcprefork.status()
+        report(child=child, forced_in_fork=st.forced_in_fork, listed="FXAlpha" in st.names("initialized"))
+    """, python=venv.python, env={"OBJCPREFORK": "1", "OBJCPREFORK_CLASSES": "FXBeta FXAlpha"})
+    assert run.facts == {"child": "exit 0", "forced_in_fork": 2, "listed": True}
+
+
+def test_config_file_with_frameworks(venv, run_python, tmp_path, gnustep):
+    config = tmp_path / "config.toml"
+    config.write_text(textwrap.dedent(f"""
+        # loaded at activation, in the parent
+        frameworks = ["{gnustep}"]
+        classes = ["NSString", "NSNumber"]
+        defaults = false
+    """))
+    run = run_python("""
+        import objcprefork
+        st = objcprefork.status()
+        report(classes=list(objcprefork.classes()), initialized=list(st.names("initialized")))
+    """, python=venv.python, env={"OBJCPREFORK": "1", "OBJCPREFORK_CONFIG": str(config),
+                                 "OBJCPREFORK_CLASSES": "NSDate"})
+    assert run.facts == {"classes": ["NSString", "NSNumber", "NSDate"],
+                         "initialized": ["NSString", "NSNumber", "NSDate"]}
+
+
+def test_user_config_file_is_found(venv, run_command, tmp_path):
+    (tmp_path / "xdg" / "objcprefork").mkdir(parents=True)
+    (tmp_path / "xdg" / "objcprefork" / "config.toml").write_text('classes = ["FXFromUser"]\n')
+    code = "import objcprefork; print(objcprefork.classes()[-1])"
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "OBJCPREFORK": "1"}
+    assert run_command([venv.python, "-c", code], env=env).stdout.strip() == "FXFromUser"
+
+
+def test_running_the_pth_twice_is_harmless(venv, run_command):
+    pth = venv.site_packages / "objcprefork.pth"
+    code = (f"exec(open({str(pth)!r}).read()); exec(open({str(pth)!r}).read()); "
+            "import os, objcprefork; pid = os.fork()\n"
+            "if pid == 0: os._exit(0)\n"
+            "os.waitpid(pid, 0); print(objcprefork.status().forks, "
+            "objcprefork._startup.activated_by)")
+    run = run_command([venv.python, "-c", code], env={"OBJCPREFORK": "1"})
+    assert run.stdout.split() == ["1", "pth"]
+
+
+def test_start_file_entry_point(venv, run_command):
+    # Python 3.15+ runs objcprefork.start (PEP 829); older ones do not, so call
+    # the entry point it names the way the interpreter would.
+    entry = (venv.site_packages / "objcprefork.start").read_text().strip()
+    module, function = entry.split(":")
+    code = f"import {module}; {module}.{function}(); " + ACTIVE
+    assert run_command([venv.python, "-c", code]).stdout.split() == ["None", "False"]
+    run = run_command([venv.python, "-S", "-c", f"import sys; sys.path.append("
+                       f"{str(venv.site_packages)!r}); " + code], env={"OBJCPREFORK": "1"})
+    assert run.stdout.split() == ["start", "True"]
+
+
+def test_auto_module(venv, run_command, tmp_path):
+    code = "import objcprefork.auto, objcprefork; print(objcprefork.is_installed(), " \
+           "objcprefork.classes()[-1], objcprefork._startup.activated_by)"
+    run = run_command([venv.python, "-c", code], env={"OBJCPREFORK_CLASSES": "FXAuto"})
+    assert run.stdout.split() == ["True", "FXAuto", "import", "objcprefork.auto"]
+    bad = run_command([venv.python, "-c", code], env={"OBJCPREFORK_CLASSES": "FX Auto!"},
+                      check=False)
+    assert bad.returncode == 1
+    assert "ConfigError: OBJCPREFORK_CLASSES: invalid Objective-C class name 'Auto!'" in bad.stderr
+
+
+def launcher(venv):
+    return [venv.bin / "objcprefork", "run"]
+
+
+def test_launcher_protects_children_and_grandchildren(venv, bare_venv, run_command, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(APP))
+    for python in (venv.python, bare_venv.python):
+        without = run_command([python, app, "child"], check=False)
+        assert without.facts == {"child": ["SIGABRT", "SIGABRT"],
+                                 "grandchild": ["SIGABRT", "SIGABRT"]}, without.stderr
+        run = run_command([*launcher(venv), "--classes", "FXAlpha,FXBeta", "--no-defaults",
+                           "--", python, app, "child"])
+        assert run.facts == {"child": ["exit 0", "exit 0"],
+                             "grandchild": ["exit 0", "exit 0"]}, run.stderr
+
+
+def test_launcher_without_the_pth_uses_the_bootstrap(venv, bare_venv, run_command):
+    run = run_command([*launcher(venv), "--", bare_venv.python, "-c", ACTIVE])
+    assert run.stdout.split() == ["sitecustomize", "True"]
+    run = run_command([*launcher(venv), "--", venv.python, "-c", ACTIVE])
+    assert run.stdout.split() == ["pth", "True"]
+
+
+def test_launcher_runs_the_users_sitecustomize(venv, bare_venv, run_command, tmp_path):
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "sitecustomize.py").write_text("import sys; sys.user_site_ran = True\n")
+    code = ACTIVE + "; print(getattr(sys, 'user_site_ran', False))"
+    for python in (venv.python, bare_venv.python):
+        run = run_command([*launcher(venv), "--", python, "-c", code],
+                          env={"PYTHONPATH": str(user)})
+        assert run.stdout.split()[1:] == ["True", "True"]
+
+
+def test_launcher_passes_exit_status_and_signals(venv, run_command):
+    assert run_command([*launcher(venv), "--", venv.python, "-c", "raise SystemExit(7)"],
+                       check=False).returncode == 7
+    killed = run_command([*launcher(venv), "--", venv.python, "-c",
+                          "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"], check=False)
+    assert killed.returncode == -15
+    missing = run_command([*launcher(venv), "--", "no-such-command-objcprefork"], check=False)
+    assert missing.returncode == 127 and "cannot run 'no-such-command-objcprefork'" in missing.stderr
+
+
+def test_launcher_options_reach_the_environment(venv, run_command, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('classes = ["FXFile"]\n')
+    code = ("import os, objcprefork; print(os.environ['OBJC_DISABLE_INITIALIZE_FORK_SAFETY'], "
+            "objcprefork.classes())")
+    run = run_command([venv.python, "-m", "objcprefork", "run", "--disable-fork-safety",
+                       "--no-defaults", "--config", config, "--classes", "FXArg", "--",
+                       venv.python, "-c", code])
+    assert run.stdout.strip() == "YES ('FXFile', 'FXArg')"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--classes", "Bad-Name", "--", "true"], "invalid Objective-C class name 'Bad-Name'"),
+    (["--config", "/nonexistent.toml", "--", "true"], "/nonexistent.toml: cannot read it"),
+    ([], "no command given"),
+])
+def test_launcher_refuses_bad_options(venv, run_command, argv, words):
+    run = run_command([*launcher(venv), *argv], check=False)
+    assert run.returncode == 2 and words in run.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_pth_does_not_import_objcprefork_when_unset(venv, run_command):
+    run = run_command([venv.python, "-c", "import sys; print(sorted(m for m in sys.modules "
+                       "if 'objcprefork' in m))"])
+    assert run.stdout.strip() == "[]"
