@@ -39,7 +39,21 @@ static struct {
     objc_sel self_sel;
     char path[1024];
     const char *missing_reason;
+    void *handle;
 } runtime = {.missing_reason = "not looked for yet"};
+
+/* Read-only queries for the diagnostics, none of which runs +initialize:
+   bound on first use, never used by the fork handler. */
+static struct {
+    int (*getClassList)(objc_class *, int);
+    const char *(*getName)(objc_class);
+    objc_class (*getSuperclass)(objc_class);
+    objc_class (*getMetaClass)(const char *);
+    void **(*copyMethodList)(objc_class, unsigned int *);
+    objc_sel (*methodName)(void *);
+    const char *(*selName)(objc_sel);
+    const char *(*imageName)(objc_class); /* Apple and libobjc2 only */
+} query;
 
 static const char *const runtime_libraries[] = {
 #ifdef __APPLE__
@@ -67,6 +81,7 @@ bind_runtime(void *handle)
     /* Class + "self": a selector every root class answers, so the lookup never
        reaches the resolver (reference, part 3). */
     runtime.self_sel = sel_registerName("self");
+    runtime.handle = handle;
     if (dladdr(*(void **)&runtime.lookUpClass, &info) && info.dli_fname)
         snprintf(runtime.path, sizeof runtime.path, "%s", info.dli_fname);
     else
@@ -296,6 +311,128 @@ register_handlers(void)
     register_error = pthread_atfork(prepare, after_fork_parent, after_fork_child);
 }
 
+/* ---- diagnostics: read-only, never in a fork ------------------------------ */
+
+static int lock_table_from_python(void);
+
+static int
+bind_queries(void)
+{
+    static const char *const names[] = {
+        "objc_getClassList", "class_getName", "class_getSuperclass", "objc_getMetaClass",
+        "class_copyMethodList", "method_getName", "sel_getName",
+    };
+    void **slots[] = {
+        (void **)&query.getClassList, (void **)&query.getName, (void **)&query.getSuperclass,
+        (void **)&query.getMetaClass, (void **)&query.copyMethodList,
+        (void **)&query.methodName, (void **)&query.selName,
+    };
+    size_t i;
+    if (query.getClassList)
+        return 0;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if ((*slots[i] = dlsym(runtime.handle, names[i])) == NULL) {
+            query.getClassList = NULL;
+            PyErr_Format(PyExc_RuntimeError, "the Objective-C runtime at %s lacks %s",
+                         runtime.path, names[i]);
+            return -1;
+        }
+    }
+    *(void **)&query.imageName = dlsym(runtime.handle, "class_getImageName");
+    return 0;
+}
+
+/* Whether cls's metaclass itself (not a superclass) implements +initialize. */
+static int
+defines_initialize(objc_class cls)
+{
+    unsigned int count = 0, i;
+    int found = 0;
+    void **methods = query.copyMethodList(query.getMetaClass(query.getName(cls)), &count);
+    for (i = 0; i < count && !found; i++)
+        found = strcmp(query.selName(query.methodName(methods[i])), "initialize") == 0;
+    free(methods);
+    return found;
+}
+
+/* The class whose +initialize runs for cls (cls or a superclass), or NULL.
+   Apple's runtime calls +initialize trivial when that is NULL or a root class;
+   looking at method lists, unlike messaging, initializes nothing. */
+static objc_class
+initialize_owner(objc_class cls)
+{
+    for (; cls; cls = query.getSuperclass(cls))
+        if (defines_initialize(cls))
+            return cls;
+    return NULL;
+}
+
+static PyObject *
+describe_class(objc_class cls)
+{
+    objc_class owner = initialize_owner(cls);
+    const char *image = query.imageName ? query.imageName(cls) : NULL;
+    Dl_info info;
+    if (!image && dladdr(cls, &info)) /* the image holding the class structure */
+        image = info.dli_fname;
+    return Py_BuildValue("(szOz)", query.getName(cls), image,
+                         (!owner || !query.getSuperclass(owner)) ? Py_True : Py_False,
+                         owner ? query.getName(owner) : NULL);
+}
+
+/* inspect(names or None) -> list of (name, image, trivial, initialize owner)
+   for the named classes that are loaded, or for every loaded class. */
+static PyObject *
+inspect(PyObject *module, PyObject *names)
+{
+    PyObject *result;
+    if (names != Py_None && !PyTuple_Check(names)) {
+        PyErr_SetString(PyExc_TypeError, "expected a tuple of str or None");
+        return NULL;
+    }
+    if (lock_table_from_python() < 0)
+        return NULL;
+    find_runtime();
+    unlock_table();
+    if (!runtime.lookUpClass)
+        return PyList_New(0);
+    if (bind_queries() < 0 || !(result = PyList_New(0)))
+        return NULL;
+    if (names != Py_None) {
+        Py_ssize_t i, n = PyTuple_Size(names);
+        for (i = 0; i < n; i++) {
+            const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(names, i), NULL);
+            objc_class cls = name ? runtime.lookUpClass(name) : NULL;
+            PyObject *item = cls ? describe_class(cls) : NULL;
+            if (!name || (cls && (!item || PyList_Append(result, item) < 0))) {
+                Py_XDECREF(item);
+                Py_DECREF(result);
+                return NULL;
+            }
+            Py_XDECREF(item);
+        }
+    } else {
+        int count = query.getClassList(NULL, 0), i;
+        objc_class *classes = malloc(sizeof(objc_class) * (size_t)(count > 0 ? count : 1));
+        if (!classes) {
+            Py_DECREF(result);
+            return PyErr_NoMemory();
+        }
+        count = query.getClassList(classes, count);
+        for (i = 0; i < count; i++) {
+            PyObject *item = describe_class(classes[i]);
+            if (!item || PyList_Append(result, item) < 0) {
+                Py_XDECREF(item);
+                Py_CLEAR(result);
+                break;
+            }
+            Py_DECREF(item);
+        }
+        free(classes);
+    }
+    return result;
+}
+
 /* ---- the Python side ----------------------------------------------------- */
 
 /* Takes the table lock from Python without ever waiting for it while holding
@@ -481,6 +618,8 @@ static PyMethodDef methods[] = {
      "Enable or disable the fork handler (registered on first enable); returns the old state."},
     {"force", force, METH_NOARGS, "Run +initialize of every listed class found, now."},
     {"snapshot", snapshot, METH_NOARGS, "The table, the runtime and the counters, as a dict."},
+    {"inspect", inspect, METH_O,
+     "(name, image, trivial, owner) of the named loaded classes (a tuple), or of all (None)."},
     {NULL, NULL, 0, NULL},
 };
 
