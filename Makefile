@@ -8,13 +8,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml src/_objcprefork.c $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
-.PHONY: test demo objc-deps clean
+.PHONY: test demo objc-deps docs clean
 
 test: objc-deps $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: objc-deps $(VENV)/.installed
 	cd tests && ../$(PY) demo.py
+
+docs: $(VENV)/.installed
+	cd docs && ../$(PY) -c "from objcprefork._defaults import markdown; print(markdown(), end='')" > classes.md
 
 # Installs gobjc and libgnustep-base-dev when they are missing and we may.
 objc-deps:

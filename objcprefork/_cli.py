@@ -39,22 +39,179 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
     return env
 
 
+def config_target(args: argparse.Namespace) -> str:
+    """The file --learn and --append write: --config FILE, else the user's."""
+    from ._config import user_config_path
+
+    return os.path.abspath(args.config) if args.config else user_config_path(os.environ)
+
+
+def record(path: str, classes: tuple[str, ...], command: str) -> int:
+    """Add classes to a config file and say what was done; 0 or 1."""
+    from ._config import ConfigError, append_classes
+
+    try:
+        added = append_classes(path, classes)
+    except (ConfigError, OSError) as exc:
+        print(f"objcprefork {command}: {exc}", file=sys.stderr)
+        return 1
+    kept = [c for c in classes if c not in added]
+    if added:
+        print(f"objcprefork {command}: added to {path}: {', '.join(added)}", file=sys.stderr)
+    if kept:
+        print(f"objcprefork {command}: already in {path}: {', '.join(kept)}", file=sys.stderr)
+    return 0
+
+
 def command_run(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         print("objcprefork run: no command given (objcprefork run [options] -- CMD ARGS...)",
               file=sys.stderr)
         return 2
+    if args.learn and args.config and not os.path.exists(args.config):
+        open(args.config, "a").close()  # --learn creates the file it will write
     try:
         env = launcher_environment(args, dict(os.environ))
     except ValueError as exc:
         print(f"objcprefork run: {exc}", file=sys.stderr)
         return 2
+    if args.learn:
+        return learn(command, env, config_target(args))
     try:
         os.execvpe(command[0], command, env)  # CMD's own signals and exit status
     except OSError as exc:
         print(f"objcprefork run: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
         return 127 if isinstance(exc, FileNotFoundError) else 126
+
+
+def learn(command: list[str], env: dict[str, str], config: str) -> int:
+    """Run CMD with its stderr flowing through, collecting the classes Apple's
+    message names; record them in the config file at exit."""
+    import signal
+    import subprocess
+
+    from ._crashlog import read_report
+    from ._names import validate_name
+
+    try:
+        child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    except OSError as exc:
+        print(f"objcprefork run: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+    for forwarded in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(forwarded, lambda signum, _frame: child.send_signal(signum))
+    seen: dict[str, None] = {}
+    assert child.stderr is not None
+    for line in iter(child.stderr.readline, b""):
+        sys.stderr.buffer.write(line)
+        sys.stderr.buffer.flush()
+        for name in read_report(line).classes:
+            try:
+                seen[validate_name(name)] = None
+            except ValueError:
+                pass
+    code = child.wait()
+    learnt = tuple(seen)
+    if learnt:
+        print(f"objcprefork run --learn: learnt {len(learnt)} class(es): {', '.join(learnt)}",
+              file=sys.stderr)
+        record(config, learnt, "run --learn")
+    else:
+        print("objcprefork run --learn: no fork-safety crash seen", file=sys.stderr)
+    return code if code >= 0 else 128 - code
+
+
+def command_doctor(args: argparse.Namespace) -> int:
+    from ._doctor import collect, render
+
+    report = collect()
+    if args.json:
+        import json
+
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    return 0 if report["protected"] else 1
+
+
+def command_scan(args: argparse.Namespace) -> int:
+    from ._frameworks import load_frameworks
+    from ._scan import render, scan
+
+    try:
+        load_frameworks(args.framework, allow_paths=True)
+    except ValueError as exc:
+        print(f"objcprefork scan: {exc}", file=sys.stderr)
+        return 2
+    found = scan(args.image)
+    print(render(found))
+    if args.write:
+        from ._config import _toml_array
+
+        classes = tuple(name for names in found.values() for name, _owner in names)
+        names = tuple(f for f in args.framework if "/" not in f)
+        with open(args.write, "w", encoding="utf-8") as f:
+            f.write("# written by objcprefork scan: classes with a non-trivial +initialize\n")
+            for path in (f for f in args.framework if "/" in f):
+                f.write(f"# scanned {path} (a path: load it in your app, config takes names)\n")
+            if names:
+                f.write(f"frameworks = {_toml_array(names)}\n")
+            f.write(f"classes = {_toml_array(classes)}\n")
+        print(f"objcprefork scan: wrote {len(classes)} classes to {args.write}", file=sys.stderr)
+    return 0
+
+
+def command_explain(args: argparse.Namespace) -> int:
+    from ._config import load
+    from ._crashlog import read_report
+    from ._names import validate_name
+
+    try:
+        if args.file in (None, "-"):
+            data = sys.stdin.buffer.read()
+        else:
+            with open(args.file, "rb") as f:
+                data = f.read()
+    except OSError as exc:
+        print(f"objcprefork explain: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    findings = read_report(data)
+    classes = []
+    for name in findings.classes:
+        try:
+            classes.append(validate_name(name))
+        except ValueError as exc:
+            print(f"ignored: {exc}")
+    if not classes and not findings.unfixable:
+        print(f"Found no fork-safety crash in this {findings.format} input.")
+        return 1
+    if classes:
+        active = load(os.environ, on_error=lambda exc: None).class_list()
+        print(f"A child forked from a threaded parent needed Objective-C classes whose "
+              f"+initialize had not run in the parent, and the runtime killed it "
+              f"(found in {findings.format} input):")
+        for name in classes:
+            where = "already in the active list" if name in active else "not in the active list"
+            print(f"  +[{name} initialize]  ({where})")
+        missing = [n for n in classes if n not in active]
+        if missing:
+            joined = ", ".join(f'"{n}"' for n in missing)
+            print("To add them, any one of:")
+            print(f"  config file ({config_target(args)}):  classes = [{joined}]")
+            print(f"  environment:  OBJCPREFORK_CLASSES={','.join(missing)}")
+            print(f"  launcher:     objcprefork run --classes {','.join(missing)} -- CMD")
+            print(f"  in the app:   objcprefork.add_classes([{joined}])")
+            print("  or run this again with --append to write them to the config file.")
+        else:
+            print("They are listed: was objcprefork active in that process? "
+                  "Check with `objcprefork run -- objcprefork doctor`.")
+    for problem in findings.unfixable:
+        print(f"Also found: {problem.name} ({problem.evidence!r}).")
+        print(f"  {problem.advice}")
+    if args.append and classes:
+        return record(config_target(args), tuple(classes), "explain")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,8 +233,31 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--disable-fork-safety", action="store_true",
                      help="fallback: also set OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES, which "
                           "silences Apple's check (only effective before a process starts)")
+    run.add_argument("--learn", action="store_true",
+                     help="run CMD as a child, watch its stderr for Apple's message and record "
+                          "the classes it names in the config file (--config or the user's)")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     run.set_defaults(handler=command_run)
+
+    doctor = sub.add_parser("doctor", help="is this process protected? (exit 0 if so)")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(handler=command_doctor)
+
+    scan = sub.add_parser("scan", help="list loaded classes with a non-trivial +initialize, "
+                                       "without initializing any")
+    scan.add_argument("--image", metavar="SUBSTRING", help="only images whose path contains it")
+    scan.add_argument("--framework", action="append", default=[], metavar="NAME",
+                      help="load this framework, library or path first (repeatable)")
+    scan.add_argument("--write", metavar="FILE", help="save the result as a config file")
+    scan.set_defaults(handler=command_scan)
+
+    explain = sub.add_parser("explain", help="explain a crash from stderr text, a .crash or "
+                                             "an .ips report")
+    explain.add_argument("file", nargs="?", metavar="FILE", help="the report; - or none: stdin")
+    explain.add_argument("--append", action="store_true",
+                         help="add the classes found to the config file")
+    explain.add_argument("--config", metavar="FILE", help="the config file (default: the user's)")
+    explain.set_defaults(handler=command_explain)
     return top
 
 

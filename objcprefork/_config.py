@@ -173,3 +173,77 @@ def load(environ: Mapping[str, str],
         except ValueError as exc:
             problem(ConfigError(f"OBJCPREFORK_CLASSES: {exc}"))
     return config
+
+
+def _array_end(text: str, start: int) -> int:
+    """Index just past the TOML array opening at text[start] ('['), skipping
+    strings and comments; -1 if it does not close."""
+    depth, i, quote = 0, start, ""
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            newline = text.find("\n", i)
+            i = len(text) if newline < 0 else newline
+        elif c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
+
+
+def _toml_array(names: tuple[str, ...]) -> str:
+    return "[\n" + "".join(f'    "{name}",\n' for name in names) + "]"
+
+
+def append_classes(path: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Add class names to the config file's `classes`, creating the file if
+    needed, keeping everything else as written. Returns the names added.
+
+    The result is read back before it replaces the file: a file this cannot
+    edit safely raises ConfigError and is left untouched."""
+    text = ""
+    config = Config()
+    if os.path.exists(path):
+        read_file(path, config)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    added = tuple(name for name in validate_names(names) if name not in config.classes)
+    if not added:
+        return ()
+    wanted = merge(config.classes, added)
+    import re
+
+    key = re.search(r"(?m)^[ \t]*classes[ \t]*=[ \t]*(?=\[)", text)
+    end = _array_end(text, key.end()) if key else -1
+    if key and end > 0:
+        new_text = text[:key.start()] + "classes = " + _toml_array(wanted) + text[end:]
+    elif key is None:  # valid files have no tables, so the end is top level
+        new_text = text + ("\n" if text and not text.endswith("\n") else "")
+        new_text += f"classes = {_toml_array(wanted)}\n"
+    else:
+        raise ConfigError(f"{path}: cannot add classes to this file automatically; "
+                          f"add them by hand: {', '.join(added)}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.objcprefork-{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(new_text)
+    try:
+        check = Config()
+        read_file(temporary, check)
+        if check.classes != wanted:
+            raise ConfigError(f"{path}: editing it would not give the expected classes")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return added

@@ -22,3 +22,20 @@ def rows() -> list[dict[str, str]]:
 
 # The first column only: cheap enough for interpreter start-up (no csv import).
 DEFAULT_CLASSES: tuple[str, ...] = tuple(line.split(",", 1)[0] for line in _lines()[1:])
+
+
+def markdown() -> str:
+    """docs/classes.md, generated from the data file (make docs)."""
+    lines = [
+        "# The default class list",
+        "",
+        "Generated from `objcprefork/data/classes.csv` by `make docs`; a test fails when",
+        "the two disagree. *reports* is a lower bound of distinct public threads or",
+        "documents naming `+[CLASS initialize]` in Apple's fork-safety message.",
+        "",
+        "| class | framework | macOS | reports | typical trigger |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| `{r['class']}` | {r['framework']} | {r['macos']} | {r['reports']} | "
+              f"{r['trigger'] or ''} |" for r in rows()]
+    return "\n".join(lines) + "\n"

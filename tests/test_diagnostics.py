@@ -1,0 +1,278 @@
+"""doctor, scan, explain and the learning launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import objcprefork
+from objcprefork._config import Config, append_classes, read_file
+from objcprefork._crashlog import read_report
+from objcprefork._defaults import markdown
+from objcprefork._doctor import apple_accepts, macho_sdk
+
+SAMPLES = Path(__file__).parent / "samples"
+REPO = Path(__file__).parent.parent
+
+
+# ---- the default list and its generated page --------------------------------
+
+def test_docs_classes_md_matches_the_data_file():
+    assert (REPO / "docs" / "classes.md").read_text() == markdown(), "run: make docs"
+
+
+# ---- explain -----------------------------------------------------------------
+
+@pytest.mark.parametrize("sample, kind, classes", [
+    ("initialize.crash", "crash", ("__NSCFConstantString",)),
+    ("initialize.ips", "ips", ("NSNumber",)),
+    ("truncated.ips", "ips", ("NSNumber",)),
+    ("stderr.txt", "text", ("NSCharacterSet", "NSPlaceholderMutableString")),
+])
+def test_reports_name_their_classes(sample, kind, classes):
+    findings = read_report((SAMPLES / sample).read_bytes())
+    assert (findings.format, findings.classes, findings.unfixable) == (kind, classes, ())
+
+
+@pytest.mark.parametrize("sample, name", [
+    ("dispatch.crash", "libdispatch in the child"),
+    ("cf_must_exec.txt", "CoreFoundation refuses forked children"),
+    ("multithreaded.crash", "multi-threaded process forked"),
+    ("launchservices.ips", "LaunchServices check-in in the child"),
+])
+def test_unfixable_crashes_get_advice_not_a_class(sample, name):
+    findings = read_report((SAMPLES / sample).read_bytes())
+    assert findings.classes == ()
+    assert [u.name for u in findings.unfixable] == [name]
+    assert "spawn" in findings.unfixable[0].advice
+
+
+def test_arbitrary_input_never_raises():
+    rng = random.Random(1234)
+    inputs = [b"", b"\x00" * 100, b"{", b'{"a": 1}\n{"asi": ', b"\xff\xfe" * 500,
+              b"+[ initialize] may have been in progress in another thread when fork()",
+              (SAMPLES / "initialize.ips").read_bytes()[:333]]
+    inputs += [bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 4000)))
+               for _ in range(200)]
+    for data in inputs:
+        findings = read_report(data)
+        assert isinstance(findings.classes, tuple)
+
+
+def explain(run_command, venv, *args, stdin=None, env=None):
+    argv = [venv.bin / "objcprefork", "explain", *args]
+    if stdin is None:
+        return run_command(argv, env=env, check=False)
+    done = subprocess.run([str(a) for a in argv], input=stdin, capture_output=True,
+                          env={**os.environ, **(env or {})})
+    return done
+
+
+def test_explain_command(venv, run_command, tmp_path):
+    config = tmp_path / "config.toml"
+    run = explain(run_command, venv, SAMPLES / "stderr.txt", "--config", config)
+    assert run.returncode == 0
+    assert "+[NSCharacterSet initialize]  (already in the active list)" in run.stdout
+    run = explain(run_command, venv, SAMPLES / "initialize.crash", "--config", config,
+                  env={"OBJCPREFORK_DEFAULTS": "0"})
+    assert "+[__NSCFConstantString initialize]  (not in the active list)" in run.stdout
+    assert f'config file ({config}):  classes = ["__NSCFConstantString"]' in run.stdout
+    assert "OBJCPREFORK_CLASSES=__NSCFConstantString" in run.stdout
+    for _ in range(2):  # the second time adds nothing
+        run = explain(run_command, venv, SAMPLES / "stderr.txt", "--append", "--config", config)
+        assert run.returncode == 0
+    loaded = Config()
+    read_file(str(config), loaded)
+    assert loaded.classes == ("NSCharacterSet", "NSPlaceholderMutableString")
+    assert "already in" in run.stderr
+
+
+def test_explain_says_plainly_when_it_finds_nothing(venv, run_command, tmp_path):
+    (tmp_path / "garbage").write_bytes(bytes(range(256)) * 10)
+    run = explain(run_command, venv, tmp_path / "garbage")
+    assert run.returncode == 1
+    assert run.stdout.strip() == "Found no fork-safety crash in this text input."
+    done = explain(run_command, venv, "-", stdin=(SAMPLES / "dispatch.crash").read_bytes())
+    assert done.returncode == 0 and b"libdispatch in the child" in done.stdout
+    assert b"Traceback" not in done.stderr
+
+
+# ---- editing the config file --------------------------------------------------
+
+def test_append_classes_keeps_the_file_as_written(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(textwrap.dedent("""\
+        # mine
+        defaults = true  # keep
+        classes = [
+            "A",  # a comment with ] in it
+            'B',
+        ]
+        frameworks = ["Foundation"]
+    """))
+    assert append_classes(str(path), ("B", "C")) == ("C",)
+    assert append_classes(str(path), ("C",)) == ()
+    text = path.read_text()
+    assert text.startswith("# mine\ndefaults = true  # keep\nclasses = [")
+    assert text.endswith('frameworks = ["Foundation"]\n')
+    loaded = Config()
+    read_file(str(path), loaded)
+    assert (loaded.classes, loaded.frameworks, loaded.defaults) == (("A", "B", "C"),
+                                                                    ("Foundation",), True)
+    fresh = tmp_path / "new" / "config.toml"
+    assert append_classes(str(fresh), ("X",)) == ("X",)
+    with pytest.raises(ValueError, match="invalid"):
+        append_classes(str(fresh), ("Bad Name",))
+
+
+# ---- scan --------------------------------------------------------------------
+
+def test_scan_finds_non_trivial_classes_and_initializes_nothing(run_python):
+    run = run_python("""
+        load()
+        from objcprefork._scan import scan
+        found = scan("libfixtures")
+        make_threaded()
+        report(found=found, runs=fx.fx_initialize_count(b"FXAlpha"),
+               child=fork_touching("FXAlpha"))
+    """)
+    [(image, classes)] = run.facts["found"].items()
+    assert image.endswith("libfixtures.so")
+    assert classes == [["FXAlpha", "FXAlpha"], ["FXBase", "FXBase"], ["FXBeta", "FXBeta"],
+                       ["FXGamma", "FXGamma"], ["FXSub", "FXBase"]]
+    assert run.facts["runs"] == 0 and run.facts["child"] == "SIGABRT"
+
+
+def test_scan_gnustep_and_write_a_config_that_protects(venv, run_command, run_python, tmp_path,
+                                                       gnustep):
+    out = tmp_path / "scanned.toml"
+    run = run_command([venv.bin / "objcprefork", "scan", "--framework", gnustep,
+                       "--image", "gnustep", "--write", out])
+    assert "NSRecursiveLock" in run.stdout and "NSString" in run.stdout
+    scanned = Config()
+    read_file(str(out), scanned)
+    assert scanned.frameworks == (gnustep,) and len(scanned.classes) > 100
+    # The GNUstep scenario of test_fork, protected by nothing but the scan's file.
+    code = """
+        load(fixtures=False); load_gnustep(); make_threaded()
+        def use_number():
+            n = send(cls("NSNumber"), "numberWithInt:", 42, argtypes=(ctypes.c_int,))
+            os._exit(0 if send(n, "intValue", restype=ctypes.c_int) == 42 else 1)
+        report(child=fork_and(use_number))
+    """
+    assert run_python(code, python=venv.python).facts == {"child": "SIGABRT"}
+    protected = run_python(code, python=venv.python,
+                           env={"OBJCPREFORK": "1", "OBJCPREFORK_CONFIG": str(out)})
+    assert protected.facts == {"child": "exit 0"}, protected.stderr
+
+
+# ---- doctor ------------------------------------------------------------------
+
+def macho(commands: list[bytes]) -> bytes:
+    body = b"".join(commands)
+    return struct.pack("<IiiIIIII", 0xFEEDFACF, 0x0100000C, 0, 2, len(commands), len(body),
+                       0, 0) + body
+
+
+def build_version(sdk: tuple[int, int]) -> bytes:
+    return struct.pack("<IIIIII", 0x32, 24, 1, (11 << 16), (sdk[0] << 16) | (sdk[1] << 8), 0)
+
+
+def version_min(sdk: tuple[int, int]) -> bytes:
+    return struct.pack("<IIII", 0x24, 16, (10 << 16) | (9 << 8), (sdk[0] << 16) | (sdk[1] << 8))
+
+
+def test_macho_sdk():
+    segment = struct.pack("<II", 0x19, 72) + b"\0" * 64  # LC_SEGMENT_64, skipped
+    assert macho_sdk(macho([segment, build_version((14, 2))])) == (14, 2)
+    assert macho_sdk(macho([version_min((10, 12))])) == (10, 12)
+    assert macho_sdk(macho([segment])) is None
+    thin = macho([build_version((15, 0))])
+    fat = struct.pack(">IIiiIII", 0xCAFEBABE, 1, 0x0100000C, 0, 28, len(thin), 0) + thin
+    assert macho_sdk(fat, "arm64") == (15, 0) and macho_sdk(fat, "x86_64") is None
+    assert macho_sdk(b"\x7fELF" + b"\0" * 60) is None
+    assert macho_sdk(macho([build_version((14, 2))])[:40]) is None
+
+
+@pytest.mark.parametrize("value, accepted", [
+    ("YES", True), ("yes", True), ("1", True), ("Y", True), ("warn", True), ("On", True),
+    ("true", True), ("0", False), ("NO", False), ("01", False), ("", False), (None, False),
+])
+def test_apple_accepted_values(value, accepted):
+    assert apple_accepts(value) is accepted
+
+
+def test_doctor_reports_classes_images_and_verdict(run_python):
+    run = run_python("""
+        load(); import objcprefork
+        objcprefork.install(["FXAlpha", "FXMissing"], defaults=False)
+        from objcprefork._doctor import collect
+        report(**collect())
+    """)
+    facts = run.facts
+    assert facts["enforcement"] is False and facts["protected"] is True
+    assert facts["runtime"].endswith("libobjc.so.4") and facts["installed"] is True
+    assert facts["classes"][0]["state"] == "initialized"
+    assert facts["classes"][0]["image"].endswith("libfixtures.so")
+    assert facts["classes"][1] == {"name": "FXMissing", "state": "not loaded", "image": None}
+
+
+def test_doctor_when_enforcement_applies_and_nothing_is_active(monkeypatch, capsys):
+    from objcprefork import _cli, _doctor
+
+    objcprefork.uninstall()
+    monkeypatch.setattr(_doctor, "enforcement", lambda: ("unknown", ["SDK: unknown"]))
+    assert _cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "enforcement:  unknown" in out and "verdict:      NOT protected" in out
+    assert "objcprefork is not active in this process" in out
+
+
+def test_doctor_command_json(venv, run_command):
+    run = run_command([venv.bin / "objcprefork", "doctor", "--json"])
+    report = json.loads(run.stdout)
+    assert report["protected"] is True and report["installed"] is False
+    run = run_command([venv.bin / "objcprefork", "run", "--", venv.bin / "objcprefork",
+                       "doctor"])
+    assert "active (activated by pth)" in run.stdout
+
+
+# ---- the learning launcher ---------------------------------------------------
+
+def test_learn_then_survive(venv, run_command, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent("""
+        from forkprobe import *
+        load(); make_threaded()
+        child = fork_touching("FXGamma")
+        report(child=child)
+        raise SystemExit(0 if child == "exit 0" else 3)
+    """))
+    config = tmp_path / "learnt.toml"
+    launcher = [venv.bin / "objcprefork", "run", "--config", config, "--no-defaults"]
+    first = run_command([*launcher, "--learn", "--", venv.python, app], check=False)
+    assert first.returncode == 3 and first.facts == {"child": "SIGABRT"}
+    assert "+[FXGamma initialize] may have been in progress" in first.stderr  # flowed through
+    assert "learnt 1 class(es): FXGamma" in first.stderr
+    learnt = Config()
+    read_file(str(config), learnt)
+    assert learnt.classes == ("FXGamma",)
+    second = run_command([*launcher, "--", venv.python, app])
+    assert second.facts == {"child": "exit 0"}
+    again = run_command([*launcher, "--learn", "--", venv.python, app])
+    assert "no fork-safety crash seen" in again.stderr
+
+
+def test_learn_passes_the_exit_status(venv, run_command, tmp_path):
+    run = run_command([venv.bin / "objcprefork", "run", "--learn", "--config",
+                       tmp_path / "c.toml", "--", sys.executable, "-c",
+                       "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"], check=False)
+    assert run.returncode == 128 + 15
