@@ -1,8 +1,11 @@
 """Builds the Objective-C fixtures once per session and runs scenarios in fresh
 interpreters, so the emulation's sticky state never leaks between tests.
 
-With OBJCPREFORK_REQUIRE_OBJC=1 (set by .ci/run) a missing compiler, runtime or
-GNUstep fails the run instead of skipping."""
+The fixtures and the emulation are for Linux with GCC's libobjc; on macOS the
+tests in test_macos.py use Apple's runtime instead. On Linux, with
+OBJCPREFORK_REQUIRE_OBJC=1 (set by .ci/run) a missing compiler, runtime or
+fixture fails the run instead of skipping, and so does a missing GNUstep with
+OBJCPREFORK_REQUIRE_GNUSTEP=1."""
 
 from __future__ import annotations
 
@@ -18,27 +21,27 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
+FIXTURES_DIR = Path("/nonexistent")  # set once the fixtures are built
 sys.path.insert(0, str(TESTS / "objc"))
 from build import FixtureBuildError, build  # noqa: E402
 
-REQUIRED = os.environ.get("OBJCPREFORK_REQUIRE_OBJC") == "1"
-
-
-def missing(what: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"OBJCPREFORK_REQUIRE_OBJC=1 but {what}", pytrace=False)
+def missing(what: str, requirement: str = "OBJCPREFORK_REQUIRE_OBJC") -> None:
+    if os.environ.get(requirement) == "1":
+        pytest.fail(f"{requirement}=1 but {what}", pytrace=False)
     pytest.skip(what)
 
 
 @pytest.fixture(scope="session")
 def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if sys.platform != "linux":
-        missing("the Objective-C fixtures are built for Linux with GCC's libobjc")
+        pytest.skip("the fixtures and the emulation are for Linux with GCC's libobjc")
     out = tmp_path_factory.mktemp("objc")
     try:
         build(out)
     except FixtureBuildError as exc:
         missing(str(exc))
+    global FIXTURES_DIR
+    FIXTURES_DIR = out
     return out
 
 
@@ -46,7 +49,8 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def gnustep(fixtures: Path) -> str:
     library = ctypes.util.find_library("gnustep-base")
     if library is None:
-        missing("GNUstep Foundation is not installed (apt-get install libgnustep-base-dev)")
+        missing("GNUstep Foundation is not installed (apt-get install libgnustep-base-dev)",
+                "OBJCPREFORK_REQUIRE_GNUSTEP")
     return library
 
 
@@ -65,24 +69,24 @@ class Run:
         return merged
 
 
-def clean_environment(fixtures: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+def clean_environment(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OBJCPREFORK", "OBJC_", "PYTHON"))}
-    env.update(OBJCPREFORK_FIXTURES=str(fixtures), PYTHONPATH=str(TESTS),
-               XDG_CONFIG_HOME=str(fixtures / "no-config"))
+    env.update(OBJCPREFORK_FIXTURES=str(FIXTURES_DIR), PYTHONPATH=str(TESTS),
+               XDG_CONFIG_HOME=str(tmp_path / "no-config"))
     env.update(extra or {})
     return env
 
 
 @pytest.fixture
-def run_command(fixtures: Path, tmp_path: Path):
+def run_command(tmp_path: Path):
     """Run argv with a clean environment in a scratch directory (so the source
     tree never shadows the installed package); fail on a non-zero exit unless
     check=False."""
 
     def run(argv: list[str], *, env: dict[str, str] | None = None, check: bool = True) -> Run:
         done = subprocess.run([str(a) for a in argv], cwd=tmp_path,
-                              env=clean_environment(fixtures, env),
+                              env=clean_environment(tmp_path, env),
                               capture_output=True, text=True, timeout=120)
         result = Run(done.returncode, done.stdout, done.stderr)
         if check and done.returncode != 0:
@@ -93,7 +97,7 @@ def run_command(fixtures: Path, tmp_path: Path):
 
 
 @pytest.fixture
-def run_python(run_command):
+def run_python(run_command, fixtures):
     """Run a scenario (code using forkprobe) in a fresh interpreter."""
 
     def run(code: str, *, python: object = sys.executable, args: tuple[str, ...] = (),
@@ -124,6 +128,9 @@ def make_venv(path: Path) -> Venv:
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real wheel of this tree, built once."""
+    given = os.environ.get("OBJCPREFORK_TEST_WHEEL")  # cibuildwheel passes the wheel under test
+    if given:
+        return Path(given)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                     "--no-build-isolation", "-w", str(out), str(REPO)],

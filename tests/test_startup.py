@@ -87,7 +87,7 @@ def test_bad_variables_warn_once(venv, run_command, env, words):
 def test_debug_prints_one_report_line(venv, run_command):
     run = run_command([venv.python, "-c", "pass"],
                       env={"OBJCPREFORK": "1", "OBJCPREFORK_DEBUG": "1"})
-    assert run.stderr.startswith("objcprefork: active (pth); runtime none (")
+    assert run.stderr.startswith("objcprefork: active (pth); runtime ")
     assert run.stderr.count("\n") == 1
 
 
@@ -166,7 +166,8 @@ def launcher(venv):
     return [venv.bin / "objcprefork", "run"]
 
 
-def test_launcher_protects_children_and_grandchildren(venv, bare_venv, run_command, tmp_path):
+def test_launcher_protects_children_and_grandchildren(venv, bare_venv, run_command, tmp_path,
+                                                      fixtures):
     app = tmp_path / "app.py"
     app.write_text(textwrap.dedent(APP))
     for python in (venv.python, bare_venv.python):
