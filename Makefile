@@ -8,13 +8,43 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml src/_objcprefork.c $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
-.PHONY: test demo objc-deps docs clean
+.PHONY: test demo objc-deps docs lint check-dist test-matrix clean
 
 test: objc-deps $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: objc-deps $(VENV)/.installed
 	cd tests && ../$(PY) demo.py
+
+# Offline checks of the packaging and the workflow (issue: ship it).
+TOOLS ?= .venv-tools
+TOOL_PY := $(TOOLS)/bin/python
+$(TOOLS)/.installed: pyproject.toml
+	test -x $(TOOL_PY) || $(PYTHON) -m venv $(TOOLS)
+	$(TOOL_PY) -m pip install -q --upgrade pip
+	$(TOOL_PY) -m pip install -q "cibuildwheel==4.3.5" check-jsonschema zizmor \
+	  "validate-pyproject[all]" build twine check-wheel-contents abi3audit check-manifest \
+	  mypy ruff
+	touch $@
+
+check-dist: $(TOOLS)/.installed
+	$(TOOLS)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(TOOLS)/bin/zizmor --offline .github/workflows/
+	$(TOOLS)/bin/validate-pyproject pyproject.toml
+	$(TOOLS)/bin/check-manifest
+	rm -rf dist
+	OBJCPREFORK_REQUIRE_NATIVE=1 $(TOOL_PY) -m build --outdir dist .   # the sdist, then the wheel from it
+	$(TOOLS)/bin/twine check --strict dist/*
+	$(TOOLS)/bin/check-wheel-contents dist/*.whl
+	$(TOOLS)/bin/abi3audit --strict --report dist/*abi3*.whl
+	$(TOOL_PY) .ci/check_dist.py dist
+
+lint: $(TOOLS)/.installed
+	$(TOOLS)/bin/ruff check objcprefork tests .ci benchmarks setup.py _objcprefork_start.py
+	$(TOOLS)/bin/mypy --strict objcprefork _objcprefork_start.py
+
+test-matrix: objc-deps $(VENV)/.installed
+	$(PY) .ci/test_matrix.py
 
 docs: $(VENV)/.installed
 	cd docs && ../$(PY) -c "from objcprefork._defaults import markdown; print(markdown(), end='')" > classes.md
@@ -35,4 +65,4 @@ $(VENV)/.installed: $(SOURCES)
 	touch $@
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(TOOLS) build dist *.egg-info
