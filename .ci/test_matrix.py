@@ -55,7 +55,8 @@ def main() -> int:
         print(f"test-matrix: CPython {version}", flush=True)
         result = subprocess.run(
             [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             str(REPO / "tests")], cwd=work, env={**os.environ, "OBJCPREFORK_TEST_WHEEL": str(wheel)})
+             str(REPO / "tests")],
+            cwd=work, env={**os.environ, "OBJCPREFORK_TEST_WHEEL": str(wheel)})
         if result.returncode:
             failed.append(version)
     shutil.rmtree(work, ignore_errors=True)

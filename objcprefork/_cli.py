@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -107,10 +108,8 @@ def learn(command: list[str], env: dict[str, str], config: str) -> int:
         sys.stderr.buffer.write(line)
         sys.stderr.buffer.flush()
         for name in read_report(line).classes:
-            try:
+            with contextlib.suppress(ValueError):  # not a class name: nothing to learn
                 seen[validate_name(name)] = None
-            except ValueError:
-                pass
     code = child.wait()
     learnt = tuple(seen)
     if learnt:

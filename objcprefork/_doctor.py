@@ -101,7 +101,8 @@ def enforcement() -> tuple[bool | str, list[str]]:
         facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} is accepted: the check is "
                      "silenced (if it was set when the process started)")
     else:
-        facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} is not accepted by the runtime")
+        facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} is not accepted "
+                     "by the runtime")
     executable = main_executable()
     try:
         with open(executable, "rb") as f:
@@ -183,5 +184,6 @@ def render(report: dict[str, Any]) -> str:
     if report["protected"]:
         lines.append("verdict:      protected for its list")
     else:
-        lines += ["verdict:      NOT protected", *(f"              - {p}" for p in report["problems"])]
+        lines += ["verdict:      NOT protected",
+                  *(f"              - {p}" for p in report["problems"])]
     return "\n".join(lines)

@@ -36,6 +36,8 @@ class _InertCore:
 
 core: Any
 try:
-    from . import _objcprefork as core
-except ImportError as exc:  # pragma: no cover - exercised by the no-extension test
+    from . import _objcprefork
+
+    core = _objcprefork
+except ImportError as exc:  # exercised by the no-extension test
     core = _InertCore(f"the native core is not available ({exc})")

@@ -25,6 +25,7 @@ FIXTURES_DIR = Path("/nonexistent")  # set once the fixtures are built
 sys.path.insert(0, str(TESTS / "objc"))
 from build import FixtureBuildError, build  # noqa: E402
 
+
 def missing(what: str, requirement: str = "OBJCPREFORK_REQUIRE_OBJC") -> None:
     if os.environ.get(requirement) == "1":
         pytest.fail(f"{requirement}=1 but {what}", pytrace=False)
@@ -120,8 +121,9 @@ class Venv:
 def make_venv(path: Path) -> Venv:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     python = path / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True, capture_output=True, text=True).stdout.strip()
     return Venv(python, Path(site), path / "bin")
 
 

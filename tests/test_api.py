@@ -13,7 +13,6 @@ from objcprefork import _native
 from objcprefork._defaults import rows
 from objcprefork._names import split_names, validate_name
 
-
 no_runtime = pytest.mark.skipif(sys.platform == "darwin",
                                 reason="Apple's libobjc is loaded in every macOS process")
 
@@ -120,7 +119,7 @@ def test_status_without_runtime_is_honest_and_readable():
 
 def test_default_classes_come_from_the_data_file():
     data = rows()
-    assert objcprefork.DEFAULT_CLASSES == tuple(row["class"] for row in data)
+    assert tuple(row["class"] for row in data) == objcprefork.DEFAULT_CLASSES
     assert "__NSCFConstantString" in objcprefork.DEFAULT_CLASSES
     assert "NSPlaceholderMutableString" in objcprefork.DEFAULT_CLASSES
     for row in data:
@@ -138,7 +137,7 @@ def test_split_names():
 def test_inert_core_when_the_extension_is_missing(tmp_path):
     # Shadow the extension with a module that fails to import, as on a machine
     # where it could not be built: the API still works and says why.
-    code = f"""
+    code = """
 import sys, importlib.abc
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):

@@ -105,6 +105,6 @@ def test_framework_names():
 
 def test_install_with_a_framework_that_cannot_load_changes_nothing():
     objcprefork.set_classes(["Kept"])
-    with pytest.raises(ValueError, match="cannot load framework 'libnothing-objcprefork.so.9'"):
+    with pytest.raises(ValueError, match=r"cannot load framework 'libnothing-objcprefork\.so\.9'"):
         objcprefork.install(["New"], frameworks=["libnothing-objcprefork.so.9"])
     assert objcprefork.classes() == ("Kept",) and not objcprefork.is_installed()

@@ -212,7 +212,8 @@ def test_reconfiguring_while_other_threads_fork(run_python):
         def forker():
             for _ in range(40):
                 outcomes.append(fork_touching("FXAlpha"))
-        threads = [threading.Thread(target=reconfigure)] + [threading.Thread(target=forker) for _ in range(4)]
+        threads = [threading.Thread(target=reconfigure)]
+        threads += [threading.Thread(target=forker) for _ in range(4)]
         for t in threads: t.start()
         for t in threads[1:]: t.join()
         stop.set(); threads[0].join()

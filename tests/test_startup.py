@@ -97,7 +97,8 @@ def test_classes_variable_reaches_the_handler(venv, run_python):
         load(); make_threaded()
         child = fork_touching("FXAlpha")
         st = objcprefork.status()
-        report(child=child, forced_in_fork=st.forced_in_fork, listed="FXAlpha" in st.names("initialized"))
+        report(child=child, forced_in_fork=st.forced_in_fork,
+               listed="FXAlpha" in st.names("initialized"))
     """, python=venv.python, env={"OBJCPREFORK": "1", "OBJCPREFORK_CLASSES": "FXBeta FXAlpha"})
     assert run.facts == {"child": "exit 0", "forced_in_fork": 2, "listed": True}
 
@@ -205,7 +206,8 @@ def test_launcher_passes_exit_status_and_signals(venv, run_command):
                           "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"], check=False)
     assert killed.returncode == -15
     missing = run_command([*launcher(venv), "--", "no-such-command-objcprefork"], check=False)
-    assert missing.returncode == 127 and "cannot run 'no-such-command-objcprefork'" in missing.stderr
+    assert missing.returncode == 127
+    assert "cannot run 'no-such-command-objcprefork'" in missing.stderr
 
 
 def test_launcher_options_reach_the_environment(venv, run_command, tmp_path):

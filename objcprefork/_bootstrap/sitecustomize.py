@@ -14,14 +14,14 @@ def _bootstrap() -> None:
     try:
         if "objcprefork._startup" not in sys.modules:
             try:
-                import objcprefork._startup
+                import objcprefork._startup  # noqa: F401
             except ImportError:
                 # Not installed for this interpreter: borrow the launcher's copy,
                 # from the end of sys.path so it shadows nothing.
                 site_dir = os.path.dirname(os.path.dirname(here))
                 sys.path.append(site_dir)
                 try:
-                    import objcprefork._startup
+                    pass
                 finally:
                     sys.path.remove(site_dir)
         sys.modules["objcprefork._startup"].activate("sitecustomize")
@@ -32,7 +32,7 @@ def _bootstrap() -> None:
 _bootstrap()
 del _bootstrap
 try:
-    import sitecustomize  # noqa: F401  (the user's; errors are reported by site, as usual)
+    import sitecustomize  # type: ignore[import-not-found]  # noqa: F401  (the user's own)
 except ImportError as exc:
     if exc.name != "sitecustomize":
         raise
