@@ -184,6 +184,7 @@ def test_launcher_protects_children_and_grandchildren(venv, bare_venv, run_comma
 def test_launcher_without_the_pth_uses_the_bootstrap(venv, bare_venv, run_command):
     run = run_command([*launcher(venv), "--", bare_venv.python, "-c", ACTIVE])
     assert run.stdout.split() == ["sitecustomize", "True"]
+    assert run.stderr == ""
     run = run_command([*launcher(venv), "--", venv.python, "-c", ACTIVE])
     assert run.stdout.split() == ["pth", "True"]
 
@@ -196,7 +197,7 @@ def test_launcher_runs_the_users_sitecustomize(venv, bare_venv, run_command, tmp
     for python in (venv.python, bare_venv.python):
         run = run_command([*launcher(venv), "--", python, "-c", code],
                           env={"PYTHONPATH": str(user)})
-        assert run.stdout.split()[1:] == ["True", "True"]
+        assert run.stdout.split()[1:] == ["True", "True"] and run.stderr == ""
 
 
 def test_launcher_passes_exit_status_and_signals(venv, run_command):

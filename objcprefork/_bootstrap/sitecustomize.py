@@ -10,7 +10,6 @@ import sys
 def _bootstrap() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
-    del sys.modules["sitecustomize"]  # the user's own may now take the name
     try:
         if "objcprefork._startup" not in sys.modules:
             try:
@@ -21,7 +20,7 @@ def _bootstrap() -> None:
                 site_dir = os.path.dirname(os.path.dirname(here))
                 sys.path.append(site_dir)
                 try:
-                    pass
+                    import objcprefork._startup  # noqa: F401
                 finally:
                     sys.path.remove(site_dir)
         sys.modules["objcprefork._startup"].activate("sitecustomize")
@@ -31,8 +30,10 @@ def _bootstrap() -> None:
 
 _bootstrap()
 del _bootstrap
+_this = sys.modules.pop("sitecustomize")  # the user's own may now take the name
 try:
     import sitecustomize  # type: ignore[import-not-found]  # noqa: F401  (the user's own)
 except ImportError as exc:
+    sys.modules["sitecustomize"] = _this  # none: the import system expects a module here
     if exc.name != "sitecustomize":
         raise
