@@ -146,7 +146,7 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     """A fresh venv with the wheel installed (not editable: the .pth needs a real install)."""
     env = make_venv(tmp_path_factory.mktemp("venv") / "env")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(env.python), "install", "-q",
-                    "--no-deps", "--no-index", str(wheel)], check=True)
+                    str(wheel)], check=True)  # with its dependencies: tomli on 3.10
     return env
 
 
