@@ -13,7 +13,7 @@ def _bootstrap() -> None:
     try:
         if "objcprefork._startup" not in sys.modules:
             try:
-                import objcprefork._startup  # noqa: F401
+                import objcprefork._startup
             except ImportError:
                 # Not installed for this interpreter: borrow the launcher's copy,
                 # from the end of sys.path so it shadows nothing.
