@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml src/_objcprefork.c $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
-.PHONY: test demo objc-deps docs lint check-dist test-matrix clean
+.PHONY: test demo objc-deps docs lint check-dist test-matrix bench clean
 
 test: objc-deps $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -46,13 +46,17 @@ lint: $(TOOLS)/.installed
 test-matrix: objc-deps $(VENV)/.installed
 	$(PY) .ci/test_matrix.py
 
+# Benchmarks print tables; results are recorded by hand in docs/performance.md.
+bench: objc-deps $(VENV)/.installed
+	cd benchmarks && for b in fork_overhead warmup startup; do ../$(PY) $$b.py || exit 1; done
+
 docs: $(VENV)/.installed
 	cd docs && ../$(PY) -c "from objcprefork._defaults import markdown; print(markdown(), end='')" > classes.md
 
 # Installs gobjc and libgnustep-base-dev when they are missing and we may.
 objc-deps:
-	@if echo 'int main(void){return 0;}' | gcc -x objective-c -o /dev/null - -lobjc 2>/dev/null \
-	   && ls /usr/lib/libgnustep-base.so* /usr/lib/*/libgnustep-base.so* >/dev/null 2>&1; then :; \
+	@if echo "int main(void){return 0;}" | gcc -x objective-c -o /dev/null - -lobjc 2>/dev/null \
+	   && /sbin/ldconfig -p | grep -q libgnustep-base; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	   echo "installing GCC's Objective-C compiler and GNUstep Foundation with apt-get"; \
 	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gobjc libgnustep-base-dev >/dev/null; \

@@ -1,19 +1,21 @@
-"""objcprefork's PEP 829 start-up entry point (named in objcprefork.start).
+"""objcprefork's start-up entry point, kept apart from the package so that an
+interpreter start imports nothing more unless OBJCPREFORK asks for it.
 
-Kept apart from the package so that an interpreter start without OBJCPREFORK
-imports nothing but this file."""
+objcprefork.pth calls activate("pth") when OBJCPREFORK is set at all (one
+line, no exec of nested code: the parser's first use is what a .pth line
+costs); objcprefork.start (PEP 829, Python 3.15+) names activate itself."""
 
 import os
 import sys
 
 
-def activate() -> None:
+def activate(how: str = "start") -> None:
     if sys.flags.ignore_environment:
         return
     if os.environ.get("OBJCPREFORK", "").strip().lower() in ("1", "yes", "true", "on"):
         try:
             from objcprefork._startup import activate as activate_objcprefork
 
-            activate_objcprefork("start")
+            activate_objcprefork(how)
         except Exception as exc:
             sys.stderr.write(f"objcprefork: warning: start-up activation failed: {exc!r}\n")

@@ -66,7 +66,8 @@ if sys.platform != "win32":
         ["src/_objcprefork.c"],
         py_limited_api=LIMITED_API,
         define_macros=[("Py_LIMITED_API", "0x030A0000")] if LIMITED_API else [],
-        extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                            "-Werror=implicit-function-declaration"],
     ))
 
 setup(

@@ -10,7 +10,6 @@ loaded (Linux, Windows, macOS before 10.13) it does nothing, and says so.
 from __future__ import annotations
 
 import os
-from _thread import allocate_lock
 
 from ._defaults import DEFAULT_CLASSES
 from ._names import merge, validate_names
@@ -20,7 +19,7 @@ from ._native import core
 # reader are imported only when used.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
     from ._status import ClassState, ClassStatus, Status
 
@@ -29,18 +28,6 @@ __all__ = [
     "DEFAULT_CLASSES", "ClassState", "ClassStatus", "Status", "add_classes", "classes",
     "install", "install_from_config", "is_installed", "set_classes", "status", "uninstall",
 ]
-
-# Serializes read-modify-write of the list; a fork child starts with a fresh one.
-_lock = allocate_lock()
-
-
-def _new_lock_in_child() -> None:
-    global _lock
-    _lock = allocate_lock()
-
-
-os.register_at_fork(after_in_child=_new_lock_in_child)
-
 
 def install(classes: Iterable[str] | None = None, *, defaults: bool = True,
             frameworks: Iterable[str] = ()) -> Status:
@@ -78,21 +65,19 @@ def _install(names: tuple[str, ...], frameworks: Iterable[str] = (), *,
         from ._frameworks import load_frameworks
 
         load_frameworks(frameworks, allow_paths=allow_paths)
-    with _lock:
-        previous = _current()
-        core.set_table(names)
-        try:
-            core.set_enabled(True)
-        except BaseException:
-            core.set_table(previous)
-            raise
-        core.force()
+    previous = _current()
+    core.set_table(names)
+    try:
+        core.set_enabled(True)
+    except BaseException:
+        core.set_table(previous)
+        raise
+    core.force()
 
 
 def uninstall() -> bool:
     """Make the fork handler inert (it stays registered); return whether it was installed."""
-    with _lock:
-        return bool(core.set_enabled(False))
+    return bool(core.set_enabled(False))
 
 
 def is_installed() -> bool:
@@ -107,14 +92,14 @@ def classes() -> tuple[str, ...]:
 
 def add_classes(names: Iterable[str]) -> None:
     """Append classes to the list (duplicates are ignored); when installed, initialize them now."""
-    valid = validate_names(names)
-    _update(lambda current: merge(current, valid))
+    core.set_table(validate_names(names), True)
+    _force_if_installed()
 
 
 def set_classes(names: Iterable[str]) -> None:
     """Replace the list; when installed, initialize the new classes now."""
-    valid = validate_names(names)
-    _update(lambda current: valid)
+    core.set_table(validate_names(names))
+    _force_if_installed()
 
 
 def status() -> Status:
@@ -128,11 +113,9 @@ def _current() -> tuple[str, ...]:
     return tuple(name for name, _state in core.snapshot()["classes"])
 
 
-def _update(change: Callable[[tuple[str, ...]], tuple[str, ...]]) -> None:
-    with _lock:
-        core.set_table(change(_current()))
-        if core.snapshot()["enabled"]:
-            core.force()
+def _force_if_installed() -> None:
+    if core.snapshot()["enabled"]:
+        core.force()
 
 
 def __getattr__(name: str) -> object:

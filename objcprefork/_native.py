@@ -15,8 +15,8 @@ class _InertCore:
         self._names: tuple[str, ...] = ()
         self._enabled = False
 
-    def set_table(self, names: tuple[str, ...]) -> None:
-        self._names = names
+    def set_table(self, names: tuple[str, ...], append: bool = False) -> None:
+        self._names = tuple(dict.fromkeys(self._names + names)) if append else names
 
     def set_enabled(self, flag: bool) -> bool:
         was, self._enabled = self._enabled, bool(flag)

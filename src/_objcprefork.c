@@ -169,10 +169,13 @@ struct table {
     struct entry entries[];
 };
 
-/* Everything below is guarded by table_mutex. */
-static struct table *table;
-static int enabled;
-static uint64_t forks_seen, forced_in_fork, handler_last_ns, handler_max_ns;
+/* Guarded by table_mutex. What every fork reads sits in one cache line. */
+static struct {
+    struct table *table;
+    int enabled;
+    int idle; /* disabled, or nothing left to look up or force: the fast path */
+    uint64_t forks, forced_in_fork, last_ns, max_ns;
+} state __attribute__((aligned(64)));
 
 static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
 /* The owner lets a thread take the lock again (a +initialize that forks) and
@@ -250,6 +253,14 @@ force_ready(struct table *t)
     return forced;
 }
 
+/* After any change to the table or the switch. Lock held. */
+static void
+update_idle(void)
+{
+    state.idle = !state.enabled || !state.table ||
+                 (state.table->unresolved == 0 && state.table->ready == 0);
+}
+
 static uint64_t
 now_ns(void)
 {
@@ -265,18 +276,21 @@ prepare(void)
 {
     uint64_t start, elapsed;
     lock_table(); /* released by after_fork_parent / after_fork_child */
-    forks_seen++;
-    if (!enabled || !table)
+    state.forks++;
+    if (!state.enabled)
         return;
     start = now_ns();
-    if (table->unresolved)
-        resolve(table, 1);
-    if (table->ready)
-        forced_in_fork += force_ready(table);
+    if (!state.idle) {
+        if (state.table->unresolved)
+            resolve(state.table, 1);
+        if (state.table->ready)
+            state.forced_in_fork += force_ready(state.table);
+        update_idle();
+    }
     elapsed = now_ns() - start;
-    handler_last_ns = elapsed;
-    if (elapsed > handler_max_ns)
-        handler_max_ns = elapsed;
+    state.last_ns = elapsed;
+    if (elapsed > state.max_ns)
+        state.max_ns = elapsed;
 }
 
 static void
@@ -515,14 +529,48 @@ build_table(PyObject *names, const struct table *old)
     return t;
 }
 
+/* The names of t followed by those of names it lacks, as a new tuple. */
 static PyObject *
-set_table(PyObject *module, PyObject *names)
+appended(const struct table *t, PyObject *names)
 {
-    struct table *fresh;
-    if (!PyTuple_Check(names)) {
-        PyErr_SetString(PyExc_TypeError, "expected a tuple of str");
-        return NULL;
+    Py_ssize_t i, n = PyTuple_Size(names), kept = 0, count = t ? (Py_ssize_t)t->count : 0;
+    PyObject *result = PyTuple_New(count + n), *item;
+    for (i = 0; result && i < count + n; i++) {
+        if (i < count) {
+            item = PyUnicode_FromString(t->entries[i].name);
+        } else {
+            item = PyTuple_GetItem(names, i - count);
+            const char *name = PyUnicode_AsUTF8AndSize(item, NULL);
+            if (!name) {
+                Py_CLEAR(result);
+                break;
+            }
+            if (find_entry(t, name))
+                continue;
+            Py_INCREF(item);
+        }
+        if (!item) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyTuple_SetItem(result, kept++, item);
     }
+    if (result && kept < count + n) {
+        PyObject *shorter = PyTuple_GetSlice(result, 0, kept);
+        Py_DECREF(result);
+        result = shorter;
+    }
+    return result;
+}
+
+static PyObject *
+set_table(PyObject *module, PyObject *args)
+{
+    PyObject *names, *merged = NULL;
+    struct table *fresh = NULL;
+    int append = 0;
+    if (!PyArg_ParseTuple(args, "O!|p:set_table", &PyTuple_Type, &names, &append))
+        return NULL;
     for (Py_ssize_t i = 0; i < PyTuple_Size(names); i++) {
         if (!PyUnicode_Check(PyTuple_GetItem(names, i))) {
             PyErr_SetString(PyExc_TypeError, "class names must be str");
@@ -531,13 +579,17 @@ set_table(PyObject *module, PyObject *names)
     }
     if (lock_table_from_python() < 0)
         return NULL;
-    fresh = build_table(names, table);
+    /* Reading and replacing under one lock: concurrent appends lose nothing. */
+    if (!append || (merged = appended(state.table, names)) != NULL)
+        fresh = build_table(append ? merged : names, state.table);
     if (fresh) {
-        free(table); /* no handler can be reading it: we hold the lock */
-        table = fresh;
-        resolve(table, 0);
+        free(state.table); /* no handler can be reading it: we hold the lock */
+        state.table = fresh;
+        resolve(state.table, 0);
+        update_idle();
     }
     unlock_table();
+    Py_XDECREF(merged);
     if (!fresh)
         return NULL;
     Py_RETURN_NONE;
@@ -558,8 +610,9 @@ set_enabled(PyObject *module, PyObject *flag)
     }
     if (lock_table_from_python() < 0)
         return NULL;
-    was = enabled;
-    enabled = on;
+    was = state.enabled;
+    state.enabled = on;
+    update_idle();
     unlock_table();
     return PyBool_FromLong(was);
 }
@@ -570,9 +623,10 @@ force(PyObject *module, PyObject *unused)
 {
     if (lock_table_from_python() < 0)
         return NULL;
-    if (table) {
-        resolve(table, 0);
-        force_ready(table);
+    if (state.table) {
+        resolve(state.table, 0);
+        force_ready(state.table);
+        update_idle();
     }
     unlock_table();
     Py_RETURN_NONE;
@@ -587,10 +641,10 @@ snapshot(PyObject *module, PyObject *unused)
     if (lock_table_from_python() < 0)
         return NULL;
     find_runtime();
-    count = table ? table->count : 0;
+    count = state.table ? state.table->count : 0;
     classes = PyTuple_New((Py_ssize_t)count);
     for (i = 0; classes && i < count; i++) {
-        const struct entry *e = &table->entries[i];
+        const struct entry *e = &state.table->entries[i];
         int state = e->done ? STATE_INITIALIZED : e->cls ? STATE_PENDING : STATE_NOT_LOADED;
         PyObject *item = Py_BuildValue("(si)", e->name, state);
         if (!item) {
@@ -601,19 +655,20 @@ snapshot(PyObject *module, PyObject *unused)
     }
     if (classes)
         result = Py_BuildValue(
-            "{sOszszsNsKsKsKsKsO}", "enabled", enabled ? Py_True : Py_False,
+            "{sOszszsNsKsKsKsKsO}", "enabled", state.enabled ? Py_True : Py_False,
             "runtime", runtime.lookUpClass ? runtime.path : NULL, "runtime_missing",
-            runtime.missing_reason, "classes", classes, "forks", (unsigned long long)forks_seen,
-            "forced_in_fork", (unsigned long long)forced_in_fork,
-            "handler_last_ns", (unsigned long long)handler_last_ns,
-            "handler_max_ns", (unsigned long long)handler_max_ns, "registered",
+            runtime.missing_reason, "classes", classes, "forks", (unsigned long long)state.forks,
+            "forced_in_fork", (unsigned long long)state.forced_in_fork,
+            "handler_last_ns", (unsigned long long)state.last_ns,
+            "handler_max_ns", (unsigned long long)state.max_ns, "registered",
             register_error == 0 ? Py_True : Py_False);
     unlock_table();
     return result;
 }
 
 static PyMethodDef methods[] = {
-    {"set_table", set_table, METH_O, "Replace the class table with a tuple of names."},
+    {"set_table", set_table, METH_VARARGS,
+     "set_table(names, append=False): replace the class table, or append the names it lacks."},
     {"set_enabled", set_enabled, METH_O,
      "Enable or disable the fork handler (registered on first enable); returns the old state."},
     {"force", force, METH_NOARGS, "Run +initialize of every listed class found, now."},

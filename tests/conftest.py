@@ -24,6 +24,7 @@ TESTS = Path(__file__).resolve().parent
 FIXTURES_DIR = Path("/nonexistent")  # set once the fixtures are built
 sys.path.insert(0, str(TESTS / "objc"))
 from build import FixtureBuildError, build  # noqa: E402
+from envs import Venv, build_wheel, make_venv  # noqa: E402
 
 
 def missing(what: str, requirement: str = "OBJCPREFORK_REQUIRE_OBJC") -> None:
@@ -108,46 +109,16 @@ def run_python(run_command, fixtures):
 
     return run
 
-REPO = TESTS.parent
-
-
-@dataclass
-class Venv:
-    python: Path
-    site_packages: Path
-    bin: Path
-
-
-def make_venv(path: Path) -> Venv:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
-    python = path / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True, capture_output=True, text=True).stdout.strip()
-    return Venv(python, Path(site), path / "bin")
-
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real wheel of this tree, built once."""
-    given = os.environ.get("OBJCPREFORK_TEST_WHEEL")  # cibuildwheel passes the wheel under test
-    if given:
-        return Path(given)
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(out), str(REPO)],
-                   check=True, env={**os.environ, "OBJCPREFORK_REQUIRE_NATIVE": "1"})
-    (found,) = out.glob("objcprefork-*.whl")
-    return found
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="session")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    """A fresh venv with the wheel installed (not editable: the .pth needs a real install)."""
-    env = make_venv(tmp_path_factory.mktemp("venv") / "env")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(env.python), "install", "-q",
-                    str(wheel)], check=True)  # with its dependencies: tomli on 3.10
-    return env
+    """A fresh venv with the wheel installed."""
+    return make_venv(tmp_path_factory.mktemp("venv") / "env", wheel)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,28 @@ import subprocess
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-LIBRARIES = {"forksafety": "forksafety.m", "fixtures": "fixtures.m", "late": "late.m"}
+LIBRARIES = {"forksafety": "forksafety.m", "fixtures": "fixtures.m", "late": "late.m",
+             "many": "many.m"}
+MANY_CLASSES = 200  # for the benchmarks: FXMany000 ... FXMany199
+
+
+def many_class_names(count: int = MANY_CLASSES) -> list[str]:
+    return [f"FXMany{i:03d}" for i in range(count)]
+
+
+def write_many(outdir: Path) -> Path:
+    """Generate many.m: a root class and MANY_CLASSES classes with their own +initialize."""
+    classes = "\n".join(f"@interface {name} : FXManyRoot @end\n"
+                         f"@implementation {name} + (void)initialize {{ }} @end"
+                         for name in many_class_names())
+    source = outdir / "many.m"
+    source.write_text(
+        "#include <objc/runtime.h>\n"
+        "__attribute__((objc_root_class))\n"
+        "@interface FXManyRoot { Class isa; } + (void)initialize; - (id)self; @end\n"
+        "@implementation FXManyRoot + (void)initialize { } - (id)self { return self; } @end\n"
+        + classes + "\n")
+    return source
 
 
 class FixtureBuildError(RuntimeError):
@@ -25,11 +46,13 @@ def build(outdir: Path) -> dict[str, Path]:
     if cc is None:
         raise FixtureBuildError(f"no C compiler {compiler()!r} on PATH")
     outdir.mkdir(parents=True, exist_ok=True)
+    generated = {"many.m": write_many(outdir)}
     built = {}
     for name, source in LIBRARIES.items():
         target = outdir / f"lib{name}.so"
         cmd = [cc, "-x", "objective-c", "-shared", "-fPIC", "-O1", "-Wall", "-Werror",
-               "-o", str(target), str(HERE / source), "-lobjc", "-lpthread"]
+               "-o", str(target), str(generated.get(source, HERE / source)), "-lobjc",
+               "-lpthread"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise FixtureBuildError(

@@ -1,0 +1,110 @@
+"""Fork overhead: fork + _exit + waitpid, without objcprefork and with it
+installed holding 20 and 200 already-initialized classes: activated the way
+OBJCPREFORK=1 does it at start-up, and through install(), whose Status (a
+dataclass) imports dataclasses and inspect; fork time grows with the memory
+of the process, so that import shows up too, and a last variant isolates it.
+
+Every variant runs in its own long-lived process, and the driver interleaves
+their batches, so that machine noise falls on all alike. All variants have the
+same 200 classes initialized (by hand where objcprefork does not do it), since
+initialized classes cost the runtime memory, and so fork time, whoever
+initializes them. Targets: median ratio <= 1.02 at 200 classes; the handler's
+own time, from its counters, under 100 ns once warm."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from _common import REPO, fixtures, many_class_names, median, table, workdir
+
+WORKER = r"""
+import ctypes, json, os, sys, threading, time
+objc = ctypes.CDLL("libobjc.so.4")
+ctypes.CDLL(sys.argv[1])
+mode, count = sys.argv[2], int(sys.argv[3])
+names = json.loads(sys.argv[4])
+objc.objc_lookUpClass.restype = objc.sel_registerName.restype = ctypes.c_void_p
+objc.objc_lookUpClass.argtypes = objc.sel_registerName.argtypes = [ctypes.c_char_p]
+objc.class_getMethodImplementation.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+self_sel = objc.sel_registerName(b"self")
+for name in names:  # initialize every class, as objcprefork would
+    objc.class_getMethodImplementation(objc.objc_lookUpClass(name.encode()), self_sel)
+if mode != "none":
+    import objcprefork
+    from objcprefork._native import core
+if mode in ("api", "footprint"):
+    objcprefork.status()  # Status is a dataclass: this imports dataclasses, inspect, ...
+if mode == "api":
+    objcprefork.install(names[:count], defaults=False)
+if mode == "startup":  # what OBJCPREFORK=1 does at interpreter start: no Status built
+    objcprefork._install(tuple(names[:count]))
+if count:
+    assert [s for _, s in core.snapshot()["classes"]] == [1] * count
+thread = threading.Thread(target=lambda: None); thread.start(); thread.join()
+for line in sys.stdin:
+    times = []
+    for _ in range(int(line)):
+        start = time.perf_counter_ns()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        times.append(time.perf_counter_ns() - start)
+    handler = core.snapshot()["handler_last_ns"] if count else None
+    print(json.dumps({"times": times, "handler_ns": handler}), flush=True)
+"""
+
+VARIANTS = {  # label: (how, classes it holds)
+    "without objcprefork": ("none", 0),
+    "activated as at start-up, 20 classes": ("startup", 20),
+    "activated as at start-up, 200 classes": ("startup", 200),
+    "install() from the API, 200 classes": ("api", 200),
+    "imported, status() called, not installed": ("footprint", 0),
+}
+ROUNDS, BATCH = 40, 50
+
+
+def main() -> None:
+    libs = fixtures(workdir())
+    names = json.dumps(many_class_names())
+    workers = {label: subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(libs["many"]), how, str(count), names],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO / "benchmarks")
+        for label, (how, count) in VARIANTS.items()}
+    labels = list(VARIANTS)
+    times: dict[str, list[int]] = {label: [] for label in labels}
+    handler: dict[str, list[int]] = {label: [] for label in labels}
+    for round_ in range(ROUNDS + 1):
+        shift = round_ % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            worker = workers[label]
+            assert worker.stdin and worker.stdout
+            worker.stdin.write(f"{BATCH}\n")
+            worker.stdin.flush()
+            result = json.loads(worker.stdout.readline())
+            if round_:  # the first round warms up
+                times[label] += result["times"]
+                if result["handler_ns"] is not None:
+                    handler[label].append(result["handler_ns"])
+    for worker in workers.values():
+        assert worker.stdin
+        worker.stdin.close()
+        worker.wait()
+    base = median(times[labels[0]])
+    rows = [[label, len(times[label]), f"{median(times[label]) / 1000:.1f}",
+             f"{median(times[label]) / base:.4f}",
+             f"{median(handler[label]):.0f}" if handler[label] else "-"] for label in labels]
+    table("fork + _exit + waitpid (interleaved batches; medians)",
+          ["variant", "forks", "median us", "ratio", "handler ns (last of each batch, median)"],
+          rows)
+    ratio = median(times[labels[2]]) / base
+    warm = median(handler[labels[2]])
+    print(f"\ntarget: ratio <= 1.02 at 200 classes: {ratio:.4f} "
+          f"({'met' if ratio <= 1.02 else 'NOT met'}); "
+          f"handler < 100 ns once warm: {warm:.0f} ns ({'met' if warm < 100 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
