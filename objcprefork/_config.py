@@ -97,6 +97,8 @@ def read_file(path: str, config: Config) -> None:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_toml_problem(path, str(exc), text)) from None
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        raise ConfigError(f"{path}: nested too deeply to read") from None
 
     def fail(key: str, needle: str, problem: str) -> ConfigError:
         line = _line_of(text, needle)

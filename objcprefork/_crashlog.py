@@ -79,14 +79,17 @@ def _ips_text(text: str) -> str | None:
     try:
         if not isinstance(json.loads(header), dict):
             return None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     try:
         parsed = json.loads(body)
-    except ValueError:
-        return body  # truncated: search what is there
+    except (ValueError, RecursionError):
+        return body  # truncated or hostile: search the text that is there
     found: list[str] = []
-    _strings(parsed, found)
+    try:
+        _strings(parsed, found)
+    except RecursionError:
+        return body
     return "\n".join(found)
 
 

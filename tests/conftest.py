@@ -23,8 +23,9 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 FIXTURES_DIR = Path("/nonexistent")  # set once the fixtures are built
 sys.path.insert(0, str(TESTS / "objc"))
-from build import FixtureBuildError, build  # noqa: E402
 from envs import Venv, build_wheel, make_venv  # noqa: E402
+
+from build import FixtureBuildError, build  # noqa: E402
 
 
 def missing(what: str, requirement: str = "OBJCPREFORK_REQUIRE_OBJC") -> None:
