@@ -132,6 +132,24 @@ def test_multiprocessing_fork_context(run_python, installed):
         assert_apple_message(run.stderr, "FXAlpha")
 
 
+@pytest.mark.parametrize("installed", [False, True])
+def test_process_pool_executor_fork_context(run_python, installed):
+    run = run_python(f"""
+        import concurrent.futures, multiprocessing
+        load(); import objcprefork
+        if {installed}:
+            objcprefork.install(["FXAlpha"], defaults=False)
+        make_threaded()
+        pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+        try:
+            report(results=list(pool.map(touch_returning, ["FXAlpha"] * 6)))
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            report(results=type(exc).__name__)
+        pool.shutdown()
+    """)
+    assert run.facts == {"results": [0] * 6 if installed else "BrokenProcessPool"}
+
+
 def test_fork_from_a_c_thread_without_the_gil(run_python):
     run = run_python("""
         load(); import objcprefork
