@@ -14,8 +14,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "objc")]
 
-from build import build, many_class_names  # noqa: E402
 from envs import Venv, build_wheel, make_venv  # noqa: E402
+
+from build import build, many_class_names  # noqa: E402
 
 __all__ = ["REPO", "Venv", "build_wheel", "fixtures", "make_venv", "many_class_names",
            "median", "table", "workdir"]
@@ -49,7 +50,7 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     print(f"\n{title}\n({machine()})")
     for n, row in enumerate(cells):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if n == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 

@@ -140,7 +140,8 @@ def test_process_pool_executor_fork_context(run_python, installed):
         if {installed}:
             objcprefork.install(["FXAlpha"], defaults=False)
         make_threaded()
-        pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+        fork = multiprocessing.get_context("fork")
+        pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=fork)
         try:
             report(results=list(pool.map(touch_returning, ["FXAlpha"] * 6)))
         except concurrent.futures.process.BrokenProcessPool as exc:
