@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml src/_objcprefork.c $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
-.PHONY: test demo objc-deps docs lint check-dist test-matrix bench clean
+.PHONY: test demo objc-deps docs lint check-dist test-matrix bench sanitize test-cpython-fork clean
 
 test: objc-deps $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -50,6 +50,34 @@ test-matrix: objc-deps $(VENV)/.installed
 bench: objc-deps $(VENV)/.installed
 	cd benchmarks && for b in fork_overhead warmup startup; do ../$(PY) $$b.py || exit 1; done
 
+# The extension built with AddressSanitizer and UndefinedBehaviorSanitizer, the
+# core and stress tests run under them (any report fails), then valgrind.
+SANITIZE_VENV ?= .venv-sanitize
+SANITIZE_LOGS ?= /tmp/objcprefork-sanitize
+sanitize: objc-deps
+	test -x $(SANITIZE_VENV)/bin/python || $(PYTHON) -m venv $(SANITIZE_VENV)
+	$(SANITIZE_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel pytest
+	rm -rf build  # never reuse objects across sanitized and plain builds
+	CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1" \
+	LDFLAGS="-fsanitize=address,undefined" OBJCPREFORK_REQUIRE_NATIVE=1 \
+	  $(SANITIZE_VENV)/bin/python -m pip install -q --no-build-isolation --force-reinstall --no-deps .
+	rm -rf build
+	nm -D $(SANITIZE_VENV)/lib/python3*/site-packages/objcprefork/_objcprefork*.so | grep -q __asan_report \
+	  || { echo "the extension is not instrumented"; exit 1; }
+	rm -rf $(SANITIZE_LOGS) && mkdir -p $(SANITIZE_LOGS)
+	cd tests && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:log_path=$(SANITIZE_LOGS)/asan \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SANITIZE_LOGS)/ubsan \
+	  ../$(SANITIZE_VENV)/bin/python -m pytest -q -p no:cacheprovider test_fork.py test_stress.py test_api.py
+	@if ls $(SANITIZE_LOGS)/* >/dev/null 2>&1; then cat $(SANITIZE_LOGS)/*; echo "sanitizer reports above"; exit 1; fi
+	@echo "sanitizers: no report"
+	$(PY) .ci/valgrind.py
+
+# CPython's own fork tests, with objcprefork active at start-up and GNUstep
+# Foundation loaded into every process, against the same tests without it.
+test-cpython-fork: objc-deps $(VENV)/.installed
+	$(PY) .ci/cpython_fork_tests.py
+
 docs: $(VENV)/.installed
 	cd docs && ../$(PY) -c "from objcprefork._defaults import markdown; print(markdown(), end='')" > classes.md
 
@@ -69,4 +97,4 @@ $(VENV)/.installed: $(SOURCES)
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(TOOLS) build dist *.egg-info
+	rm -rf $(VENV) $(TOOLS) $(SANITIZE_VENV) build dist *.egg-info
