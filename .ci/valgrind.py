@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 LOOP = r"""
 import os, objcprefork, threading
@@ -33,7 +34,7 @@ def main() -> int:
     from build import build
 
     fixtures = tempfile.mkdtemp(prefix="objcprefork-valgrind-")
-    build(__import__("pathlib").Path(fixtures))
+    build(Path(fixtures))
     log = os.path.join(fixtures, "memcheck.log")
     cmd = ["valgrind", "--tool=memcheck", "--leak-check=full",
            "--show-leak-kinds=definite,indirect", "--num-callers=30", f"--log-file={log}",
@@ -43,7 +44,8 @@ def main() -> int:
     if result.returncode != 0 or "fork loop done" not in result.stdout:
         print(result.stdout, result.stderr)
         return 1
-    text = open(log).read()
+    with open(log) as f:
+        text = f.read()
     records = re.split(r"\n==\d+== \n", text)
     ours = [r for r in records if "_objcprefork" in r and ("Invalid" in r or "uninitialised" in r
                                                            or "definitely lost" in r
