@@ -76,6 +76,17 @@ def send(receiver: int, selector: str, *args: object, restype: object = ctypes.c
     return function(receiver, sel, *args)
 
 
+def threaded_parent(installed: list[str] | None) -> None:
+    """Load the fixtures, install objcprefork for these classes (None: not at
+    all), and make the process threaded: the parent of most scenarios."""
+    load()
+    if installed is not None:
+        import objcprefork
+
+        objcprefork.install(installed, defaults=False)
+    make_threaded()
+
+
 def make_threaded() -> None:
     """What Apple checks is whether the process ever created a thread."""
     thread = threading.Thread(target=lambda: None)

@@ -113,10 +113,7 @@ def test_grandchildren(run_python):
 def test_multiprocessing_fork_context(run_python, installed):
     run = run_python(f"""
         import multiprocessing
-        load(); import objcprefork
-        if {installed}:
-            objcprefork.install(["FXAlpha"], defaults=False)
-        make_threaded()
+        threaded_parent(["FXAlpha"] if {installed} else None)
         ctx = multiprocessing.get_context("fork")
         p = ctx.Process(target=touch, args=("FXAlpha",)); p.start(); p.join()
         facts = dict(exitcode=p.exitcode)
@@ -136,10 +133,7 @@ def test_multiprocessing_fork_context(run_python, installed):
 def test_process_pool_executor_fork_context(run_python, installed):
     run = run_python(f"""
         import concurrent.futures, multiprocessing
-        load(); import objcprefork
-        if {installed}:
-            objcprefork.install(["FXAlpha"], defaults=False)
-        make_threaded()
+        threaded_parent(["FXAlpha"] if {installed} else None)
         fork = multiprocessing.get_context("fork")
         pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=fork)
         try:
