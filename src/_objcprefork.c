@@ -102,7 +102,11 @@ enforcing_macos(void)
 #endif
 
 /* Symbols the process already sees first, then a runtime library that is
-   already loaded, even RTLD_LOCAL (ctypes' default); RTLD_NOLOAD never loads. */
+   already loaded, even RTLD_LOCAL (ctypes' default); RTLD_NOLOAD never loads.
+   The handler calls this only while no runtime is bound, and only after an
+   image was loaded (on macOS libobjc is bound at import, so never there); a
+   failed lookup then costs the loader's dlerror string, the one allocation a
+   fork can see that is not the runtime's own. */
 static void
 find_runtime(void)
 {
