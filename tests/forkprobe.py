@@ -9,6 +9,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import platform
 import signal
 import sys
 import threading
@@ -87,11 +88,19 @@ def threaded_parent(installed: list[str] | None) -> None:
     make_threaded()
 
 
+_idle_thread = threading.Event()
+
+
 def make_threaded() -> None:
-    """What Apple checks is whether the process ever created a thread."""
-    thread = threading.Thread(target=lambda: None)
-    thread.start()
-    thread.join()
+    """What Apple checks is whether the process ever created a thread. glibc
+    remembers that; on other libcs the emulation sees only live threads, so
+    one stays, idle."""
+    if platform.libc_ver()[0] == "glibc":
+        thread = threading.Thread(target=lambda: None)
+        thread.start()
+        thread.join()
+    else:
+        threading.Thread(target=_idle_thread.wait, daemon=True).start()
 
 
 def touch(*names: str) -> None:

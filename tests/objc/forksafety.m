@@ -4,7 +4,8 @@
    shared/reference/objc-fork-safety.md, part 1):
    - a prepare handler, registered when this library loads, records whether the
      process was ever threaded (glibc's __libc_single_threaded has the same
-     "ever created a thread" meaning as pthread_is_threaded_np);
+     "ever created a thread" meaning as pthread_is_threaded_np; elsewhere a
+     thread alive at a fork is remembered);
    - in the child of a threaded parent a sticky flag is set, never reset, so
      grandchildren inherit it;
    - in such a child every non-trivial +initialize that has not run yet (its
@@ -23,8 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/single_threaded.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <sys/single_threaded.h>
+#else
+#include <dirent.h>
+#endif
 
 static int enforcement_disabled;
 static int fork_is_multithreaded;
@@ -116,10 +121,33 @@ arm_all_classes(void)
     }
 }
 
+#ifdef __GLIBC__
+static int
+ever_threaded(void)
+{
+    return !__libc_single_threaded; /* glibc: "has ever created a thread" */
+}
+#else
+/* Other libcs (musl) keep no such flag: threads alive now, remembered. */
+static int
+ever_threaded(void)
+{
+    static int seen;
+    int tasks = 0;
+    DIR *dir = opendir("/proc/self/task");
+    if (dir) {
+        while (readdir(dir))
+            tasks++;
+        closedir(dir);
+    }
+    return seen = seen || tasks > 3; /* ".", ".." and this thread */
+}
+#endif
+
 static void
 prepare(void)
 {
-    fork_is_multithreaded = !__libc_single_threaded;
+    fork_is_multithreaded = ever_threaded();
 }
 
 static void
