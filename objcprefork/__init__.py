@@ -40,6 +40,8 @@ def install(classes: Iterable[str] | None = None, *, defaults: bool = True,
     fails here. Classes not loaded yet are looked for again at every fork after
     an image is loaded. Idempotent: calling it again sets the same list again.
     """
+    if not isinstance(defaults, bool):
+        raise TypeError(f"defaults must be True or False, not {defaults!r}")
     _install(merge(DEFAULT_CLASSES if defaults else (),
                    validate_names(classes) if classes is not None else ()),
              frameworks, allow_paths=True)

@@ -218,6 +218,9 @@ def parser() -> argparse.ArgumentParser:
         prog="objcprefork",
         description="Keep forked children alive on macOS: run Objective-C +initialize "
                     "before every fork().")
+    from . import __version__
+
+    top.add_argument("--version", action="version", version=f"objcprefork {__version__}")
     sub = top.add_subparsers(dest="subcommand", required=True)
 
     run = sub.add_parser(

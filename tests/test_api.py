@@ -74,6 +74,12 @@ def test_errors_leave_the_previous_state(call):
         assert objcprefork.status() == before
 
 
+def test_defaults_must_be_a_bool():
+    with pytest.raises(TypeError, match="defaults must be True or False, not 'no'"):
+        objcprefork.install(defaults="no")  # type: ignore[arg-type]
+    assert not objcprefork.is_installed()
+
+
 def test_a_bare_str_is_not_a_list_of_names():
     with pytest.raises(TypeError, match=r"wrap a single name in a list: \['NSString'\]"):
         objcprefork.add_classes("NSString")
