@@ -7,7 +7,7 @@
    reset in the child handler, so no child inherits it held. The Objective-C
    runtime is found at run time among what is already loaded: nothing links to
    it and nothing here loads it. See shared/reference/objc-fork-safety.md. */
-#define _GNU_SOURCE /* dladdr, RTLD_DEFAULT, dl_iterate_phdr */
+#define _GNU_SOURCE 1 /* dladdr, RTLD_DEFAULT, dl_iterate_phdr; as pyconfig.h has it */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
