@@ -48,16 +48,25 @@ def install(classes: Iterable[str] | None = None, *, defaults: bool = True,
     return status()
 
 
-def install_from_config(environ: Mapping[str, str] | None = None) -> Status:
+def install_from_config(environ: Mapping[str, str] | None = None, *,
+                        classes: Iterable[str] | None = None,
+                        defaults: bool | None = None) -> Status:
     """install() with the configuration of the environment and the config file.
 
-    The sources and their precedence are those of start-up activation (see the
-    README); a bad value raises ValueError naming the source, and installs nothing.
+    Sources and precedence are those of start-up activation (see the README):
+    classes add up (file, environment, then these), defaults comes from the
+    most specific source that sets it (this argument, the environment, the
+    file). A bad value raises ValueError naming the source, and installs nothing.
     """
     from . import _config
 
+    extra = validate_names(classes) if classes is not None else ()
+    if defaults is not None and not isinstance(defaults, bool):
+        raise TypeError(f"defaults must be True, False or None, not {defaults!r}")
     config = _config.load(os.environ if environ is None else environ)
-    _install(config.class_list(), config.frameworks)
+    if defaults is not None:
+        config.defaults = defaults
+    _install(config.class_list(extra), config.frameworks)
     return status()
 
 
@@ -67,12 +76,11 @@ def _install(names: tuple[str, ...], frameworks: Iterable[str] = (), *,
         from ._frameworks import load_frameworks
 
         load_frameworks(frameworks, allow_paths=allow_paths)
-    previous = _current()
-    core.set_table(names)
+    was = core.set_enabled(True)  # registering the handlers is what can fail: first
     try:
-        core.set_enabled(True)
+        core.set_table(names)
     except BaseException:
-        core.set_table(previous)
+        core.set_enabled(was)
         raise
     core.force()
 
@@ -89,19 +97,19 @@ def is_installed() -> bool:
 
 def classes() -> tuple[str, ...]:
     """The class list, in order."""
-    return _current()
+    return tuple(name for name, _state in core.snapshot()["classes"])
 
 
 def add_classes(names: Iterable[str]) -> None:
     """Append classes to the list (duplicates are ignored); when installed, initialize them now."""
     core.set_table(validate_names(names), True)
-    _force_if_installed()
+    core.force()  # a no-op unless installed
 
 
 def set_classes(names: Iterable[str]) -> None:
     """Replace the list; when installed, initialize the new classes now."""
     core.set_table(validate_names(names))
-    _force_if_installed()
+    core.force()  # a no-op unless installed
 
 
 def status() -> Status:
@@ -111,13 +119,6 @@ def status() -> Status:
     return Status.from_snapshot(core.snapshot())
 
 
-def _current() -> tuple[str, ...]:
-    return tuple(name for name, _state in core.snapshot()["classes"])
-
-
-def _force_if_installed() -> None:
-    if core.snapshot()["enabled"]:
-        core.force()
 
 
 def __getattr__(name: str) -> object:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 
@@ -93,7 +92,6 @@ def learn(command: list[str], env: dict[str, str], config: str) -> int:
     import subprocess
 
     from ._crashlog import read_report
-    from ._names import validate_name
 
     try:
         child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
@@ -107,9 +105,7 @@ def learn(command: list[str], env: dict[str, str], config: str) -> int:
     for line in iter(child.stderr.readline, b""):
         sys.stderr.buffer.write(line)
         sys.stderr.buffer.flush()
-        for name in read_report(line).classes:
-            with contextlib.suppress(ValueError):  # not a class name: nothing to learn
-                seen[validate_name(name)] = None
+        seen.update(dict.fromkeys(read_report(line).classes))
     code = child.wait()
     learnt = tuple(seen)
     if learnt:
@@ -164,7 +160,6 @@ def command_scan(args: argparse.Namespace) -> int:
 def command_explain(args: argparse.Namespace) -> int:
     from ._config import load
     from ._crashlog import read_report
-    from ._names import validate_name
 
     try:
         if args.file in (None, "-"):
@@ -176,12 +171,7 @@ def command_explain(args: argparse.Namespace) -> int:
         print(f"objcprefork explain: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
     findings = read_report(data)
-    classes = []
-    for name in findings.classes:
-        try:
-            classes.append(validate_name(name))
-        except ValueError as exc:
-            print(f"ignored: {exc}")
+    classes = findings.classes
     if not classes and not findings.unfixable:
         print(f"Found no fork-safety crash in this {findings.format} input.")
         return 1

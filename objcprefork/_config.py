@@ -148,12 +148,13 @@ def load(environ: Mapping[str, str],
         on_error(exc)
 
     config = Config()
-    env: Mapping[str, str] = {} if environment_ignored() else environ
+    ignored = environment_ignored()
+    env: Mapping[str, str] = {} if ignored else environ
     config.active = is_true(env.get("OBJCPREFORK"))
     config.debug = is_true(env.get("OBJCPREFORK_DEBUG"))
 
     explicit = env.get("OBJCPREFORK_CONFIG")
-    path = explicit or (None if environment_ignored() else user_config_path(environ))
+    path = explicit or (None if ignored else user_config_path(environ))
     if path is not None and (explicit or os.path.exists(path)):
         try:
             read_file(path, config)

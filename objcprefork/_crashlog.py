@@ -8,6 +8,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from ._names import validate_name
+
 INITIALIZE_IN_FORK = re.compile(
     r"\+\[([^\s\]]+) initialize\] may have been in progress in another thread when fork\(\)")
 # OBJC_PRINT_INITIALIZE_METHODS=YES logs this in the child instead of crashing.
@@ -54,10 +56,18 @@ UNFIXABLE = (
 )
 
 
+def is_class_name(name: str) -> bool:
+    try:
+        validate_name(name)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Findings:
     format: str               # "ips", "crash" or "text"
-    classes: tuple[str, ...]  # named in Apple's message, in order of appearance
+    classes: tuple[str, ...]  # valid class names in Apple's message, in order of appearance
     unfixable: tuple[Unfixable, ...]
 
 
@@ -102,9 +112,9 @@ def read_report(data: bytes) -> Findings:
         kind = "crash"
     else:
         kind = "text"
-    classes = [m.group(1) for pattern in (INITIALIZE_IN_FORK, REFUSED)
-               for m in pattern.finditer(text)]
-    ordered = tuple(dict.fromkeys(sorted(classes, key=lambda c: text.find(c))))
+    found = sorted((m.start(), m.group(1)) for pattern in (INITIALIZE_IN_FORK, REFUSED)
+                   for m in pattern.finditer(text))
+    ordered = tuple(dict.fromkeys(name for _at, name in found if is_class_name(name)))
     unfixable = tuple(Unfixable(name, match.group(0)[:200], advice)
                       for name, pattern, advice in UNFIXABLE
                       if (match := pattern.search(text)))

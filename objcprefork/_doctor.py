@@ -128,8 +128,7 @@ def collect() -> dict[str, Any]:
     """Everything doctor reports, as plain data (what --json prints)."""
     status = objcprefork.status()
     images = {name: image for name, image, _trivial, _owner
-              in core.inspect(tuple(c.name for c in status.classes))} \
-        if status.runtime and hasattr(core, "inspect") else {}
+              in core.inspect(tuple(c.name for c in status.classes))}
     applies, facts = enforcement()
     problems = []
     if applies is not False:

@@ -25,12 +25,15 @@ class _InertCore:
     def force(self) -> None:
         pass
 
+    def inspect(self, names: tuple[str, ...] | None) -> list[tuple[str, str | None, bool,
+                                                                   str | None]]:
+        return []  # no runtime: no class to describe
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "enabled": self._enabled, "runtime": None, "runtime_missing": self._reason,
             "classes": tuple((name, 2) for name in self._names), "forks": 0,
             "forced_in_fork": 0, "handler_last_ns": 0, "handler_max_ns": 0,
-            "registered": False,
         }
 
 

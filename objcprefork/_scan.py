@@ -10,8 +10,6 @@ def scan(image: str | None = None) -> dict[str, list[tuple[str, str]]]:
     """{image: [(class, class whose +initialize it runs), ...]} for every loaded
     class with a non-trivial +initialize, optionally only in images whose path
     contains `image`. Looks at method lists only: initializes nothing."""
-    if not hasattr(core, "inspect"):
-        return {}
     found: dict[str, list[tuple[str, str]]] = {}
     for name, where, trivial, owner in core.inspect(None):
         where = where or "(unknown image)"

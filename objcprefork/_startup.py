@@ -21,11 +21,11 @@ def activate(how: str = "pth") -> None:
     if activated_by is not None:
         return
     try:
-        from . import _config
+        from ._config import load
 
-        if _config.environment_ignored() or not _config.is_true(os.environ.get("OBJCPREFORK")):
+        config = load(os.environ, on_error=lambda exc: warn(f"{exc}; ignored"))
+        if not config.active:  # OBJCPREFORK false, or -E/-I, or setuid
             return
-        config = _config.load(os.environ, on_error=lambda exc: warn(f"{exc}; ignored"))
         if config.frameworks:
             from ._frameworks import load_frameworks
 
@@ -45,12 +45,10 @@ def activate(how: str = "pth") -> None:
 
 
 def report(how: str) -> str:
-    """One line: how, the runtime, and the classes by state."""
-    from ._native import core
+    """One line: how, the runtime, and the classes by state (OBJCPREFORK_DEBUG)."""
+    from . import status
 
-    snap = core.snapshot()
-    states = [state for _name, state in snap["classes"]]
-    runtime = snap["runtime"] or f"none ({snap['runtime_missing']})"
-    return (f"objcprefork: active ({how}); runtime {runtime}; {len(states)} classes: "
-            f"{states.count(1)} initialized, {states.count(0)} pending, "
-            f"{states.count(2)} not loaded")
+    st = status()
+    return (f"objcprefork: active ({how}); runtime {st.runtime or f'none ({st.runtime_missing})'}; "
+            f"{len(st.classes)} classes: {len(st.names('initialized'))} initialized, "
+            f"{len(st.names('pending'))} pending, {len(st.names('not loaded'))} not loaded")

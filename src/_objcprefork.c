@@ -167,17 +167,17 @@ struct entry {
 
 struct table {
     size_t count;
-    size_t unresolved; /* entries whose class is not found yet */
-    size_t ready;      /* entries found but not forced yet */
-    uint64_t generation;
     struct entry entries[];
 };
 
-/* Guarded by table_mutex. What every fork reads sits in one cache line. */
+/* Guarded by table_mutex. What every fork reads sits in one cache line: once
+   unresolved and ready are zero, a fork reads nothing else. */
 static struct {
     struct table *table;
+    size_t unresolved;   /* entries whose class is not found yet */
+    size_t ready;        /* entries found but not forced yet */
+    uint64_t generation; /* image_generation() when unresolved entries were last looked up */
     int enabled;
-    int idle; /* disabled, or nothing left to look up or force: the fast path */
     uint64_t forks, forced_in_fork, last_ns, max_ns;
 } state __attribute__((aligned(64)));
 
@@ -217,52 +217,44 @@ unlock_table(void)
 /* Looks up entries still missing; with check_generation, only when an image
    was loaded since the last look. Lock held. */
 static void
-resolve(struct table *t, int check_generation)
+resolve(int check_generation)
 {
     size_t i;
     uint64_t generation = image_generation();
-    if (check_generation && generation == t->generation)
+    if (check_generation && generation == state.generation)
         return;
-    t->generation = generation;
+    state.generation = generation;
     find_runtime();
     if (!runtime.lookUpClass)
         return;
-    for (i = 0; i < t->count && t->unresolved; i++) {
-        struct entry *e = &t->entries[i];
+    for (i = 0; i < state.table->count && state.unresolved; i++) {
+        struct entry *e = &state.table->entries[i];
         if (!e->cls && (e->cls = runtime.lookUpClass(e->name)) != NULL) {
-            t->unresolved--;
-            t->ready++;
+            state.unresolved--;
+            state.ready++;
         }
     }
 }
 
 /* Runs +initialize of every found, unforced entry; returns how many. Lock held. */
 static size_t
-force_ready(struct table *t)
+force_ready(void)
 {
     size_t i, forced = 0;
-    for (i = 0; i < t->count && t->ready; i++) {
-        struct entry *e = &t->entries[i];
+    for (i = 0; i < state.table->count && state.ready; i++) {
+        struct entry *e = &state.table->entries[i];
         if (e->cls && !e->done) {
             /* The IMP is only looked up, never called: calling it would run
                +initialize a second time. */
             (void)runtime.getMethodImplementation(e->cls, runtime.self_sel);
             if (!e->done) { /* a fork inside that +initialize may have marked it */
                 e->done = 1;
-                t->ready--;
+                state.ready--;
                 forced++;
             }
         }
     }
     return forced;
-}
-
-/* After any change to the table or the switch. Lock held. */
-static void
-update_idle(void)
-{
-    state.idle = !state.enabled || !state.table ||
-                 (state.table->unresolved == 0 && state.table->ready == 0);
 }
 
 static uint64_t
@@ -284,13 +276,10 @@ prepare(void)
     if (!state.enabled)
         return;
     start = now_ns();
-    if (!state.idle) {
-        if (state.table->unresolved)
-            resolve(state.table, 1);
-        if (state.table->ready)
-            state.forced_in_fork += force_ready(state.table);
-        update_idle();
-    }
+    if (state.unresolved)
+        resolve(1);
+    if (state.ready)
+        state.forced_in_fork += force_ready();
     elapsed = now_ns() - start;
     state.last_ns = elapsed;
     if (elapsed > state.max_ns)
@@ -513,8 +502,6 @@ build_table(PyObject *names, const struct table *old)
     }
     strings = (char *)&t->entries[n];
     t->count = (size_t)n;
-    t->unresolved = t->ready = 0;
-    t->generation = 0;
     for (i = 0; i < n; i++) {
         Py_ssize_t len;
         const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(names, i), &len);
@@ -525,12 +512,26 @@ build_table(PyObject *names, const struct table *old)
         used += (size_t)len + 1;
         e->cls = known ? known->cls : NULL;
         e->done = known ? known->done : 0;
-        if (!e->cls)
-            t->unresolved++;
-        else if (!e->done)
-            t->ready++;
     }
     return t;
+}
+
+/* Makes fresh the table: counts what is left to do, looks up what is missing.
+   Lock held, so no handler can be reading the old one. */
+static void
+adopt(struct table *fresh)
+{
+    size_t i;
+    free(state.table);
+    state.table = fresh;
+    state.unresolved = state.ready = 0;
+    for (i = 0; i < fresh->count; i++) {
+        if (!fresh->entries[i].cls)
+            state.unresolved++;
+        else if (!fresh->entries[i].done)
+            state.ready++;
+    }
+    resolve(0);
 }
 
 /* The names of t followed by those of names it lacks, as a new tuple. */
@@ -586,12 +587,8 @@ set_table(PyObject *module, PyObject *args)
     /* Reading and replacing under one lock: concurrent appends lose nothing. */
     if (!append || (merged = appended(state.table, names)) != NULL)
         fresh = build_table(append ? merged : names, state.table);
-    if (fresh) {
-        free(state.table); /* no handler can be reading it: we hold the lock */
-        state.table = fresh;
-        resolve(state.table, 0);
-        update_idle();
-    }
+    if (fresh)
+        adopt(fresh);
     unlock_table();
     Py_XDECREF(merged);
     if (!fresh)
@@ -616,22 +613,19 @@ set_enabled(PyObject *module, PyObject *flag)
         return NULL;
     was = state.enabled;
     state.enabled = on;
-    update_idle();
     unlock_table();
     return PyBool_FromLong(was);
 }
 
-/* Forces the whole table now, in the parent, outside any fork. */
+/* When enabled, forces every found class now, in the parent, outside any
+   fork. set_table has just looked them up: no second look here. */
 static PyObject *
 force(PyObject *module, PyObject *unused)
 {
     if (lock_table_from_python() < 0)
         return NULL;
-    if (state.table) {
-        resolve(state.table, 0);
-        force_ready(state.table);
-        update_idle();
-    }
+    if (state.enabled && state.ready)
+        force_ready();
     unlock_table();
     Py_RETURN_NONE;
 }
@@ -659,13 +653,12 @@ snapshot(PyObject *module, PyObject *unused)
     }
     if (classes)
         result = Py_BuildValue(
-            "{sOszszsNsKsKsKsKsO}", "enabled", state.enabled ? Py_True : Py_False,
+            "{sOszszsNsKsKsKsK}", "enabled", state.enabled ? Py_True : Py_False,
             "runtime", runtime.lookUpClass ? runtime.path : NULL, "runtime_missing",
             runtime.missing_reason, "classes", classes, "forks", (unsigned long long)state.forks,
             "forced_in_fork", (unsigned long long)state.forced_in_fork,
             "handler_last_ns", (unsigned long long)state.last_ns,
-            "handler_max_ns", (unsigned long long)state.max_ns, "registered",
-            register_error == 0 ? Py_True : Py_False);
+            "handler_max_ns", (unsigned long long)state.max_ns);
     unlock_table();
     return result;
 }
@@ -675,7 +668,8 @@ static PyMethodDef methods[] = {
      "set_table(names, append=False): replace the class table, or append the names it lacks."},
     {"set_enabled", set_enabled, METH_O,
      "Enable or disable the fork handler (registered on first enable); returns the old state."},
-    {"force", force, METH_NOARGS, "Run +initialize of every listed class found, now."},
+    {"force", force, METH_NOARGS,
+     "When enabled, run +initialize of every listed class found, now."},
     {"snapshot", snapshot, METH_NOARGS, "The table, the runtime and the counters, as a dict."},
     {"inspect", inspect, METH_O,
      "(name, image, trivial, owner) of the named loaded classes (a tuple), or of all (None)."},

@@ -92,6 +92,19 @@ def test_install_from_config_raises_and_changes_nothing(tmp_path):
     objcprefork.uninstall()
 
 
+def test_install_from_config_adds_the_api_arguments_last(tmp_path):
+    path = write(tmp_path, 'classes = ["FromFile"]\ndefaults = true\n')
+    env = {"OBJCPREFORK_CONFIG": str(path), "OBJCPREFORK_CLASSES": "FromEnv"}
+    st = objcprefork.install_from_config(env, classes=["FromApi", "FromEnv"], defaults=False)
+    assert [c.name for c in st.classes] == ["FromFile", "FromEnv", "FromApi"]
+    with pytest.raises(TypeError, match="defaults must be True, False or None"):
+        objcprefork.install_from_config(env, defaults="no")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'Bad Name'"):
+        objcprefork.install_from_config(env, classes=["Bad Name"])
+    assert objcprefork.classes() == ("FromFile", "FromEnv", "FromApi")
+    objcprefork.uninstall()
+
+
 def test_framework_names():
     assert validate_framework_names(["Foundation", "libgnustep-base.so.1.28", "Foundation"]) == (
         "Foundation", "libgnustep-base.so.1.28")

@@ -111,8 +111,10 @@ def test_grandchildren(run_python):
 
 @pytest.mark.parametrize("installed", [False, True])
 def test_multiprocessing_fork_context(run_python, installed):
+    # Process, Pool and ProcessPoolExecutor; an unprotected Pool would only
+    # wait for its dead workers, so it runs protected only.
     run = run_python(f"""
-        import multiprocessing
+        import concurrent.futures, multiprocessing
         threaded_parent(["FXAlpha"] if {installed} else None)
         ctx = multiprocessing.get_context("fork")
         p = ctx.Process(target=touch, args=("FXAlpha",)); p.start(); p.join()
@@ -120,29 +122,19 @@ def test_multiprocessing_fork_context(run_python, installed):
         if {installed}:
             with ctx.Pool(2) as pool:
                 facts["pool"] = pool.map(touch_returning, ["FXAlpha"] * 8)
+        executor = concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx)
+        try:
+            facts["executor"] = list(executor.map(touch_returning, ["FXAlpha"] * 6))
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            facts["executor"] = type(exc).__name__
+        executor.shutdown()
         report(**facts)
     """)
     if installed:
-        assert run.facts == {"exitcode": 0, "pool": [0] * 8}
+        assert run.facts == {"exitcode": 0, "pool": [0] * 8, "executor": [0] * 6}
     else:
-        assert run.facts == {"exitcode": -6}
+        assert run.facts == {"exitcode": -6, "executor": "BrokenProcessPool"}
         assert_apple_message(run.stderr, "FXAlpha")
-
-
-@pytest.mark.parametrize("installed", [False, True])
-def test_process_pool_executor_fork_context(run_python, installed):
-    run = run_python(f"""
-        import concurrent.futures, multiprocessing
-        threaded_parent(["FXAlpha"] if {installed} else None)
-        fork = multiprocessing.get_context("fork")
-        pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=fork)
-        try:
-            report(results=list(pool.map(touch_returning, ["FXAlpha"] * 6)))
-        except concurrent.futures.process.BrokenProcessPool as exc:
-            report(results=type(exc).__name__)
-        pool.shutdown()
-    """)
-    assert run.facts == {"results": [0] * 6 if installed else "BrokenProcessPool"}
 
 
 def test_fork_from_a_c_thread_without_the_gil(run_python):
