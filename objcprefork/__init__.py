@@ -13,7 +13,7 @@ import os
 
 from ._defaults import DEFAULT_CLASSES
 from ._names import merge, validate_names
-from ._native import core
+from ._native import InertCore, core
 
 # Kept light for interpreter start-up: typing, dataclasses and the config
 # reader are imported only when used.
@@ -21,7 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from ._status import ClassState, ClassStatus, Status
+    from ._contract import ClassState
+    from ._status import ClassStatus, Status
 
 __version__ = "0.1.0"
 __all__ = [
@@ -37,8 +38,16 @@ def install(classes: Iterable[str] | None = None, *, defaults: bool = True,
     classes. frameworks (macOS framework names, library sonames, or paths) are
     loaded first, in this process. Listed classes already loaded are
     initialized right away, outside any fork, so that a failing +initialize
-    fails here. Classes not loaded yet are looked for again at every fork after
-    an image is loaded. Idempotent: calling it again sets the same list again.
+    fails here. Classes not loaded yet are looked for again at every fork, and
+    forced outside it when the fork is made from Python (a
+    before-fork hook) or, as a last resort, in the fork handler itself.
+    Idempotent: calling it again sets the same list again.
+
+    In a restricted process (a fork child of a threaded parent, where Apple's
+    runtime aborts at any new +initialize), nothing new is forced: install()
+    succeeds, keeps what the parent initialized, and warns once
+    (RuntimeWarning). Where the native core is missing, nothing is installed
+    and status() says why.
     """
     if not isinstance(defaults, bool):
         raise TypeError(f"defaults must be True or False, not {defaults!r}")
@@ -70,8 +79,13 @@ def install_from_config(environ: Mapping[str, str] | None = None, *,
     return status()
 
 
+_hooked = False  # os.register_at_fork(before=core.force) done in this interpreter
+_warned_restricted = False
+
+
 def _install(names: tuple[str, ...], frameworks: Iterable[str] = (), *,
              allow_paths: bool = False) -> None:
+    global _hooked
     if frameworks:
         from ._frameworks import load_frameworks
 
@@ -82,7 +96,33 @@ def _install(names: tuple[str, ...], frameworks: Iterable[str] = (), *,
     except BaseException:
         core.set_enabled(was)
         raise
-    core.force()
+    if not _hooked and not isinstance(core, InertCore):
+        # Forks from Python get their classes forced here, with the GIL
+        # released and before CPython takes its fork locks; the C handler
+        # then has nothing left to do. There is no way to unregister: when
+        # uninstalled, force() returns at once.
+        os.register_at_fork(before=core.force)
+        _hooked = True
+    _force()
+
+
+def _force() -> None:
+    """Force now, outside any fork; in a restricted process, warn once instead."""
+    global _warned_restricted
+    core.force()  # nothing when not installed
+    if _warned_restricted:
+        return
+    snap = core.snapshot()
+    if snap["restricted"] and snap["enabled"] and snap["runtime"]:
+        _warned_restricted = True
+        import warnings
+
+        warnings.warn(
+            f"objcprefork: this process is restricted ({snap['restricted']}): Apple's runtime "
+            "aborts it at any new +initialize, so objcprefork forces nothing here and keeps "
+            "only what the parent initialized. Switch objcprefork on in the parent process "
+            "(install() before it forks, OBJCPREFORK=1, or `objcprefork run -- CMD`).",
+            RuntimeWarning, stacklevel=3)
 
 
 def uninstall() -> bool:
@@ -92,37 +132,42 @@ def uninstall() -> bool:
 
 def is_installed() -> bool:
     """Whether the fork handler is active."""
-    return bool(core.snapshot()["enabled"])
+    return core.snapshot()["enabled"]
 
 
 def classes() -> tuple[str, ...]:
     """The class list, in order."""
-    return tuple(name for name, _state in core.snapshot()["classes"])
+    return tuple(core.snapshot()["classes"])
 
 
 def add_classes(names: Iterable[str]) -> None:
-    """Append classes to the list (duplicates are ignored); when installed, initialize them now."""
+    """Append classes to the list (duplicates are ignored); when installed, initialize them
+    now (never in a restricted process: see Status.restricted)."""
     core.set_table(validate_names(names), True)
-    core.force()  # a no-op unless installed
+    _force()
 
 
 def set_classes(names: Iterable[str]) -> None:
-    """Replace the list; when installed, initialize the new classes now."""
+    """Replace the list; when installed, initialize the new classes now (never in a
+    restricted process: see Status.restricted)."""
     core.set_table(validate_names(names))
-    core.force()  # a no-op unless installed
+    _force()
 
 
 def status() -> Status:
-    """A snapshot: installed or not, the runtime, each class's state, the counters."""
+    """A snapshot: installed or not, restricted or not, the runtime, each class's
+    state, the counters."""
     from ._status import Status
 
-    return Status.from_snapshot(core.snapshot())
-
-
+    return Status(core.snapshot())
 
 
 def __getattr__(name: str) -> object:
-    if name in ("ClassState", "ClassStatus", "Status"):
+    if name == "ClassState":  # a type; at run time, the Literal of the states
+        from typing import Literal
+
+        return Literal[core.STATES]  # type: ignore[valid-type]
+    if name in ("ClassStatus", "Status"):
         from . import _status
 
         return getattr(_status, name)

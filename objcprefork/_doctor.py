@@ -14,51 +14,117 @@ import objcprefork
 from . import _startup
 from ._native import core
 
-APPLE_YES = ("YES", "WARN", "TRUE", "ON", "Y")  # objc-env.h, case-insensitive, or exactly "1"
-LC_VERSION_MIN_MACOSX, LC_BUILD_VERSION = 0x24, 0x32
+# OBJC_DISABLE_INITIALIZE_FORK_SAFETY, parsed once at process start (objc-env.h,
+# environ_init). objc4-723 to 866.9 (macOS 10.13 to 13.x before its 2023
+# update): only the exact "YES" (strcmp). objc4-876 and later: these words in
+# any case, or "1"; the fault-style values also parse to "not off", which
+# _objc_atfork_child treats as disabled.
+NEW_PARSING_WORDS = ("YES", "WARN", "TRUE", "ON", "Y", "FATAL", "HALT", "FAULT",
+                     "STOCHASTIC-FAULT", "STOCHASTICFAULT")
+STRICT_UNTIL, LENIENT_FROM = "objc4-866.9 (macOS 10.13 to early 13.x)", "objc4-876 (2023 onwards)"
+LC_SEGMENT_64, LC_VERSION_MIN_MACOSX, LC_BUILD_VERSION = 0x19, 0x24, 0x32
+FAT_MAGIC, FAT_MAGIC_64, MH_MAGIC_64 = b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf", b"\xcf\xfa\xed\xfe"
 CPU_TYPES = {"arm64": 0x0100000C, "x86_64": 0x01000007}
 UNKNOWN = "unknown"
 
 
-def apple_accepts(value: str | None) -> bool:
-    return value is not None and (value == "1" or value.upper() in APPLE_YES)
+def apple_accepts(value: str | None, *, strict: bool = False) -> bool:
+    """Whether objc reads value as "disabled": strict is objc4 up to 866.9."""
+    if value is None:
+        return False
+    if strict:
+        return value == "YES"
+    return value == "1" or value.upper() in NEW_PARSING_WORDS
 
 
-def macho_sdk(data: bytes, machine: str = platform.machine()) -> tuple[int, int] | None:
-    """(major, minor) of the SDK a Mach-O image was linked against, from its
-    LC_BUILD_VERSION or LC_VERSION_MIN_MACOSX load command; None if absent."""
+def accepted_where(value: str) -> str:
+    """Which macOS versions take value as switching the check off."""
+    if apple_accepts(value, strict=True):
+        return "accepted by every macOS"
+    if apple_accepts(value):
+        return (f"accepted only from {LENIENT_FROM}; up to {STRICT_UNTIL} only the exact "
+                "'YES' counts: write YES")
+    return "accepted by no macOS (only YES works everywhere)"
+
+
+class MachO:
+    """What objc reads from the main executable: the SDK it was linked against
+    and whether it carries __DATA,__objc_fork_ok (with __objc_imageinfo)."""
+
+    def __init__(self, sdk: tuple[int, int] | None, fork_ok: bool) -> None:
+        self.sdk, self.fork_ok = sdk, fork_ok
+
+
+def _version(packed: int) -> tuple[int, int]:
+    return packed >> 16, (packed >> 8) & 0xFF
+
+
+def read_macho(data: bytes, machine: str = platform.machine()) -> MachO | None:
+    """None if data is not a (complete enough) Mach-O for this machine."""
     try:
-        return _macho_sdk(data, machine)
+        return _read_macho(data, machine)
     except struct.error:  # truncated
         return None
 
 
-def _macho_sdk(data: bytes, machine: str) -> tuple[int, int] | None:
-    if data[:4] == b"\xca\xfe\xba\xbe":  # fat: pick this machine's slice
+def _read_macho(data: bytes, machine: str) -> MachO | None:
+    if data[:4] in (FAT_MAGIC, FAT_MAGIC_64):  # fat: this machine's slice
+        wide = data[:4] == FAT_MAGIC_64  # fat_arch_64: 64-bit offset and size
         (count,) = struct.unpack_from(">I", data, 4)
         for i in range(min(count, 32)):
-            cputype, _sub, offset, size, _align = struct.unpack_from(">iiIII", data, 8 + 20 * i)
+            if wide:
+                cputype, _sub, offset, size, _align, _reserved = struct.unpack_from(
+                    ">iiQQII", data, 8 + 32 * i)
+            else:
+                cputype, _sub, offset, size, _align = struct.unpack_from(">iiIII", data, 8 + 20 * i)
             if cputype == CPU_TYPES.get(machine):
-                return _macho_sdk(data[offset:offset + size], machine)
+                return _read_macho(data[offset:offset + size], machine)
         return None
-    if data[:4] != b"\xcf\xfa\xed\xfe":  # MH_MAGIC_64, little-endian
+    if data[:4] != MH_MAGIC_64:
         return None
     ncmds, sizeofcmds = struct.unpack_from("<II", data, 16)
     offset, end = 32, 32 + sizeofcmds
+    sdk, sections = None, set()
     for _ in range(ncmds):
         if offset + 8 > min(end, len(data)):
             break
         cmd, size = struct.unpack_from("<II", data, offset)
         if cmd == LC_BUILD_VERSION:
-            (sdk,) = struct.unpack_from("<I", data, offset + 16)
-            return sdk >> 16, (sdk >> 8) & 0xFF
-        if cmd == LC_VERSION_MIN_MACOSX:
-            (sdk,) = struct.unpack_from("<I", data, offset + 12)
-            return sdk >> 16, (sdk >> 8) & 0xFF
+            sdk = _version(struct.unpack_from("<I", data, offset + 16)[0])
+        elif cmd == LC_VERSION_MIN_MACOSX and sdk is None:
+            minos, packed = struct.unpack_from("<II", data, offset + 8)
+            sdk = _version(packed or minos)  # dyld: an sdk of 0 means minos
+        elif cmd == LC_SEGMENT_64:
+            (nsects,) = struct.unpack_from("<I", data, offset + 64)
+            for i in range(min(nsects, 255)):
+                sectname, segname = struct.unpack_from("<16s16s", data, offset + 72 + 80 * i)
+                sections.add((segname.rstrip(b"\0"), sectname.rstrip(b"\0")))
         if size < 8:
             break
         offset += size
-    return None
+    fork_ok = (b"__DATA", b"__objc_fork_ok") in sections and any(
+        name == b"__objc_imageinfo" for _segment, name in sections)
+    return MachO(sdk, fork_ok)
+
+
+def macho_sdk(data: bytes, machine: str = platform.machine()) -> tuple[int, int] | None:
+    """(major, minor) of the SDK a Mach-O image was linked against, or None."""
+    image = read_macho(data, machine)
+    return image.sdk if image else None
+
+
+def is_setugid() -> bool:
+    """issetugid() where it exists (macOS, BSDs), else the kernel's AT_SECURE."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "issetugid"):
+        return bool(libc.issetugid())
+    getauxval = getattr(libc, "getauxval", None)
+    if getauxval is not None:
+        getauxval.restype = ctypes.c_ulong
+        return bool(getauxval(23))  # AT_SECURE
+    return False
 
 
 def main_executable() -> str:
@@ -93,31 +159,40 @@ def enforcement() -> tuple[bool | str, list[str]]:
     if release and tuple(int(p) for p in release.split(".")[:2]) < (10, 13):
         return False, [f"macOS {release} is older than 10.13, which introduced the check"]
     value = os.environ.get("OBJC_DISABLE_INITIALIZE_FORK_SAFETY")
-    setugid = os.getuid() != os.geteuid() or os.getgid() != os.getegid()
+    macos = tuple(int(p) for p in (release or "0").split(".")[:2])
+    strict = macos < (13, 0)  # 13.x may be either; 14 and later parse leniently
     if value is None:
         facts.append("OBJC_DISABLE_INITIALIZE_FORK_SAFETY is not set")
-    elif apple_accepts(value) and not setugid:
+    elif is_setugid():
+        facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} is ignored: this is a "
+                     "set-id process (issetugid)")
+    elif apple_accepts(value, strict=strict):
         applies = False
-        facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} is accepted: the check is "
-                     "silenced (if it was set when the process started)")
+        facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} silences the check if it "
+                     f"was set when the process started ({accepted_where(value)})")
     else:
-        facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} is not accepted "
-                     "by the runtime")
+        facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} is not accepted here "
+                     f"({accepted_where(value)})")
     executable = main_executable()
     try:
         with open(executable, "rb") as f:
-            sdk = macho_sdk(f.read(1 << 20))
+            image = read_macho(f.read(1 << 20))
     except OSError:
-        sdk = None
-    if sdk is None:
+        image = None
+    if image is None or image.sdk is None:
         facts.append(f"SDK of the main executable {executable}: unknown")
         applies = UNKNOWN if applies else applies
-    elif sdk < (10, 13):
+    elif image.sdk < (10, 13):
         applies = False
         facts.append(f"the main executable {executable} was linked against SDK "
-                     f"{sdk[0]}.{sdk[1]}, older than 10.13: no enforcement")
+                     f"{image.sdk[0]}.{image.sdk[1]}, older than 10.13: no enforcement")
     else:
-        facts.append(f"the main executable {executable} was linked against SDK {sdk[0]}.{sdk[1]}")
+        facts.append(f"the main executable {executable} was linked against SDK "
+                     f"{image.sdk[0]}.{image.sdk[1]}")
+    if image is not None and image.fork_ok:
+        applies = False
+        facts.append(f"the main executable {executable} has a __DATA,__objc_fork_ok section: "
+                     "no enforcement")
     threaded = ever_threaded()
     facts.append(f"this process has {'ever' if threaded is True else 'never'} been threaded"
                  if threaded != UNKNOWN else "whether this process was ever threaded: unknown")
@@ -127,8 +202,7 @@ def enforcement() -> tuple[bool | str, list[str]]:
 def collect() -> dict[str, Any]:
     """Everything doctor reports, as plain data (what --json prints)."""
     status = objcprefork.status()
-    images = {name: image for name, image, _trivial, _owner
-              in core.inspect(tuple(c.name for c in status.classes))}
+    images = {row["name"]: row["image"] for row in core.inspect(tuple(c.name for c in status.classes))}
     applies, facts = enforcement()
     problems = []
     if applies is not False:
@@ -140,6 +214,10 @@ def collect() -> dict[str, Any]:
         pending = status.names("pending")
         if pending and status.installed:
             problems.append(f"classes not initialized yet: {', '.join(pending)}")
+        blocked = status.names("blocked")
+        if blocked:
+            problems.append(f"this process is restricted ({status.restricted}): these classes "
+                            f"cannot be initialized here without aborting it: {', '.join(blocked)}")
     return {
         "os": f"{platform.system()} {platform.mac_ver()[0] or platform.release()}",
         "machine": platform.machine(),
@@ -149,6 +227,8 @@ def collect() -> dict[str, Any]:
         "objcprefork": objcprefork.__version__,
         "runtime": status.runtime,
         "runtime_missing": status.runtime_missing,
+        "forcing_call": status.forcing_call,
+        "restricted": status.restricted,
         "enforcement": applies,
         "enforcement_facts": facts,
         "installed": status.installed,
@@ -171,7 +251,9 @@ def render(report: dict[str, Any]) -> str:
         f"objcprefork:  {report['objcprefork']}, "
         + (f"active (activated by {report['activated_by'] or 'install()'})"
            if report["installed"] else "not active"),
-        f"runtime:      {report['runtime'] or 'none (' + str(report['runtime_missing']) + ')'}",
+        f"runtime:      {report['runtime'] or 'none (' + str(report['runtime_missing']) + ')'}"
+        + (f", forcing with {report['forcing_call']}" if report["forcing_call"] else ""),
+        f"restricted:   {report['restricted'] or 'no'}",
         f"enforcement:  {enforced[report['enforcement']]}",
         *(f"              - {fact}" for fact in report["enforcement_facts"]),
         f"classes:      {len(report['classes'])}",

@@ -1,46 +1,47 @@
-"""The native core, or an inert stand-in where it could not be built or imported."""
+"""The native core, or an inert stand-in that never claims protection."""
 
 from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from ._contract import ClassState, Core, InspectRow, Snapshot
 
 
-class _InertCore:
-    """Keeps the list, forces nothing: used on Windows or without a compiler."""
+class InertCore:
+    """Keeps the list and forces nothing: where the extension is missing (Windows,
+    no compiler) or cannot serve this interpreter (an own-GIL subinterpreter
+    refuses the stable-ABI build). It is never installed, and says why."""
+
+    STATES: tuple[ClassState, ...] = ("pending", "initialized", "not loaded", "blocked")
 
     def __init__(self, reason: str) -> None:
-        self._reason = reason
-        self._names: tuple[str, ...] = ()
-        self._enabled = False
+        self.reason = reason
+        self._names: dict[str, None] = {}
 
-    def set_table(self, names: tuple[str, ...], append: bool = False) -> None:
-        self._names = tuple(dict.fromkeys(self._names + names)) if append else names
+    def set_table(self, names: tuple[str, ...], append: bool = False, /) -> None:
+        self._names = {**self._names, **dict.fromkeys(names)} if append else dict.fromkeys(names)
 
-    def set_enabled(self, flag: bool) -> bool:
-        was, self._enabled = self._enabled, bool(flag)
-        return was
+    def set_enabled(self, flag: bool, /) -> bool:
+        return False  # nothing can be switched on
 
-    def force(self) -> None:
-        pass
+    def force(self) -> int:
+        return 0
 
-    def inspect(self, names: tuple[str, ...] | None) -> list[tuple[str, str | None, bool,
-                                                                   str | None]]:
+    def inspect(self, names: tuple[str, ...] | None, /) -> list[InspectRow]:
         return []  # no runtime: no class to describe
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
         return {
-            "enabled": self._enabled, "runtime": None, "runtime_missing": self._reason,
-            "classes": tuple((name, 2) for name in self._names), "forks": 0,
-            "forced_in_fork": 0, "handler_last_ns": 0, "handler_max_ns": 0,
+            "enabled": False, "restricted": None, "runtime": None, "runtime_missing": self.reason,
+            "forcing_call": None, "classes": dict.fromkeys(self._names, "not loaded"),
+            "forks": 0, "forced_in_fork": 0, "handler_last_ns": 0, "handler_max_ns": 0,
         }
 
 
-core: Any
+core: Core
 try:
     from . import _objcprefork
 
     core = _objcprefork
-except ImportError as exc:  # exercised by the no-extension test
-    core = _InertCore(f"the native core is not available ({exc})")
+except ImportError as exc:  # exercised by the inert-core test runs
+    core = InertCore(f"the native core is not available ({exc})")

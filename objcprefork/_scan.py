@@ -11,10 +11,10 @@ def scan(image: str | None = None) -> dict[str, list[tuple[str, str]]]:
     class with a non-trivial +initialize, optionally only in images whose path
     contains `image`. Looks at method lists only: initializes nothing."""
     found: dict[str, list[tuple[str, str]]] = {}
-    for name, where, trivial, owner in core.inspect(None):
-        where = where or "(unknown image)"
-        if not trivial and (image is None or image in where):
-            found.setdefault(where, []).append((name, owner))
+    for row in core.inspect(None):
+        where = row["image"] or "(unknown image)"
+        if not row["trivial"] and (image is None or image in where):
+            found.setdefault(where, []).append((row["name"], row["initializer"] or row["name"]))
     return {where: sorted(found[where]) for where in sorted(found)}
 
 

@@ -34,9 +34,13 @@ def activate(how: str = "pth") -> None:
                     load_frameworks([framework])
                 except ValueError as exc:
                     warn(f"{exc}; ignored")
-        from . import _install
+        from . import _install, core
 
         _install(config.class_list())
+        snap = core.snapshot()
+        if not snap["enabled"]:  # the inert core: nothing to switch on
+            warn(f"not active: {snap['runtime_missing']}")
+            return
         activated_by = how
         if config.debug:
             sys.stderr.write(report(how) + "\n")

@@ -1,57 +1,88 @@
-"""What objcprefork is doing, as an immutable report."""
+"""What objcprefork is doing, as a small immutable report (no dataclasses:
+this module is imported by install(), and fork time grows with what a process maps)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
-
-ClassState = Literal["initialized", "not loaded", "pending"]
-_STATES: tuple[ClassState, ...] = ("pending", "initialized", "not loaded")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._contract import ClassState, Snapshot
 
 
-@dataclass(frozen=True)
-class ClassStatus:
-    """One listed class.
+class _Frozen:
+    __slots__ = ()
 
-    state is "initialized" (objcprefork ran its +initialize: a child will find
-    it ready), "not loaded" (no such class in this process yet: nothing to do
-    until an image brings it) or "pending" (loaded, to be forced at the next
-    install() or fork).
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class ClassStatus(_Frozen):
+    """One listed class and its state:
+
+    - "initialized": its +initialize has run (forced by objcprefork, or kept
+      from the parent): a child will find it ready;
+    - "pending": loaded, to be forced at the next install() or fork;
+    - "not loaded": no such class in this process yet; looked for at every fork;
+    - "blocked": loaded but not initialized in a restricted process, where
+      starting its +initialize would abort this process (see Status.restricted).
     """
 
+    __slots__ = ("name", "state")
     name: str
     state: ClassState
 
+    def __init__(self, name: str, state: ClassState) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "state", state)
 
-@dataclass(frozen=True)
-class Status:
-    """A snapshot of objcprefork in this process; str() gives a readable report."""
 
+class Status(_Frozen):
+    """A snapshot of objcprefork in this process; str() gives a readable report.
+
+    installed: the fork handler is active. restricted: why this process may not
+    start any new +initialize (a fork child of a threaded parent), or None.
+    runtime: the Objective-C runtime found, or None and runtime_missing says
+    why. forcing_call: the runtime function that runs +initialize. forks: forks
+    the handler has seen; forced_in_fork: classes it had to force inside a fork
+    (0 when every class was forced beforehand); handler_last_ns/_max_ns: the
+    time it took in the forks where it had work.
+    """
+
+    __slots__ = ("installed", "restricted", "runtime", "runtime_missing", "forcing_call",
+                 "classes", "forks", "forced_in_fork", "handler_last_ns", "handler_max_ns")
     installed: bool
+    restricted: str | None
     runtime: str | None
-    """Path of the Objective-C runtime found in this process, or None."""
     runtime_missing: str | None
-    """Why runtime is None."""
+    forcing_call: str | None
     classes: tuple[ClassStatus, ...]
     forks: int
-    """Forks the handler has seen since it was registered."""
     forced_in_fork: int
-    """Classes whose +initialize the handler ran during a fork."""
     handler_last_ns: int
     handler_max_ns: int
 
-    @classmethod
-    def from_snapshot(cls, snap: dict[str, Any]) -> Status:
-        return cls(
-            installed=snap["enabled"],
-            runtime=snap["runtime"],
-            runtime_missing=snap["runtime_missing"] if snap["runtime"] is None else None,
-            classes=tuple(ClassStatus(name, _STATES[state]) for name, state in snap["classes"]),
-            forks=snap["forks"],
-            forced_in_fork=snap["forced_in_fork"],
-            handler_last_ns=snap["handler_last_ns"],
-            handler_max_ns=snap["handler_max_ns"],
-        )
+    def __init__(self, snap: Snapshot) -> None:
+        classes = tuple(ClassStatus(name, state) for name, state in snap["classes"].items())
+        for name, value in (
+                ("installed", snap["enabled"]), ("restricted", snap["restricted"]),
+                ("runtime", snap["runtime"]), ("runtime_missing", snap["runtime_missing"]),
+                ("forcing_call", snap["forcing_call"]), ("classes", classes),
+                ("forks", snap["forks"]), ("forced_in_fork", snap["forced_in_fork"]),
+                ("handler_last_ns", snap["handler_last_ns"]),
+                ("handler_max_ns", snap["handler_max_ns"])):
+            object.__setattr__(self, name, value)
 
     def names(self, state: ClassState) -> tuple[str, ...]:
         """The listed classes in the given state."""
@@ -62,8 +93,10 @@ class Status:
             f"objcprefork: {'installed' if self.installed else 'not installed'}",
             f"runtime: {self.runtime or f'none ({self.runtime_missing})'}",
         ]
-        for state in ("initialized", "pending", "not loaded"):
-            names = self.names(state)
+        if self.restricted:
+            lines.append(f"restricted: {self.restricted}; no new +initialize is started here")
+        for state in ("initialized", "pending", "blocked", "not loaded"):
+            names = self.names(state)  # type: ignore[arg-type]
             if names:
                 lines.append(f"{state} ({len(names)}): {', '.join(names)}")
         if not self.classes:

@@ -1,59 +1,122 @@
 /* objcprefork._objcprefork: run Objective-C +initialize for listed classes
-   before every fork(), so a child of a threaded parent finds them initialized.
+   before fork(), so a child of a threaded parent finds them initialized.
 
-   One process-wide table of classes, guarded by one lock, read by a
-   pthread_atfork prepare handler. The handler uses no Python API and allocates
-   nothing of its own; the lock it takes is released in the parent handler and
-   reset in the child handler, so no child inherits it held. The Objective-C
-   runtime is found at run time among what is already loaded: nothing links to
-   it and nothing here loads it. See shared/reference/objc-fork-safety.md. */
-#define _GNU_SOURCE 1 /* dladdr, RTLD_DEFAULT, dl_iterate_phdr; as pyconfig.h has it */
+   Where classes are forced, in order of preference (objc-fork-safety.md, part 4):
+   1. at configuration time: set_table() then force(), from Python;
+   2. for forks made from Python: force() as an os.register_at_fork(before=)
+      hook, which runs before CPython takes its fork locks;
+   3. in the pthread_atfork prepare handler, only what is still pending: the
+      last resort for forks made by C code.
+   force() releases the GIL while it forces: a +initialize may wait on a thread
+   that needs the GIL.
+
+   Restricted processes (part 1, item 7). In a fork child of a threaded parent,
+   and in all its descendants, Apple's runtime aborts at the first +initialize
+   of any non-trivial class, whoever starts it. objc's own flag
+   (MultithreadedForkChild, objc-os.mm) is not exported, so it is mirrored here
+   from the same inputs: threadedness sampled at every fork (after our own
+   forcing, as objc samples after every client prepare handler), and, for a
+   module first loaded after a fork, the evidence named in restricted_at_load().
+   A restricted process forces nothing new, anywhere: it keeps what its parent
+   initialized, and status() reports the rest as "blocked".
+
+   Locks. The fork handlers take no lock at all: they read the table through
+   atomics. config_lock serialises the writers (set_table, set_enabled, runtime
+   binding). It is taken only with the GIL released, and held only across plain
+   C (malloc, free, hashing, dlsym): never across a Python call, an objc call or
+   a +initialize. No thread can hold it at its own fork, so the child handler
+   re-creates it: a thread of the parent that held it is gone.
+
+   Table lifetime. Tables are immutable but for two per-entry caches (the Class
+   and a done flag), written with atomics; a racing writer only repeats an
+   idempotent lookup. A reader (handler, force, snapshot) counts itself in
+   `readers` before loading the table pointer; a writer that swaps the pointer
+   frees retired tables only when it then sees no reader (both seq_cst, so a
+   reader that missed the swap is seen by the writer). Nobody ever waits for
+   the count: at worst a retired table lives until the next reconfiguration.
+
+   The runtime is found at run time among what is already loaded (nothing links
+   to it and nothing here loads it), and only outside the fork handlers: dlopen
+   and dlsym take the loader's lock, which a prepare handler must never wait on
+   (part 4: macOS 13+ takes dyld's lock before client prepare handlers). */
+#define _GNU_SOURCE 1 /* dladdr, RTLD_DEFAULT; as pyconfig.h has it */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <dlfcn.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef __APPLE__
-#include <mach-o/dyld.h>
+#include <libproc.h>
+#include <sys/proc_info.h>
 #include <sys/utsname.h>
-#else
-#include <link.h>
 #endif
 
 typedef void *objc_class;
 typedef void *objc_sel;
+typedef void *objc_method;
+typedef void (*objc_imp)(void);
 
-/* ---- the runtime, found once, never lost (ObjC images are never unloaded) */
+/* ---- the runtime: bound outside any fork, published once complete --------- */
 
 static struct {
-    objc_class (*lookUpClass)(const char *);  /* realizes, never initializes */
-    void *(*getMethodImplementation)(objc_class, objc_sel); /* initializes */
+    objc_class (*lookUpClass)(const char *); /* realizes, never initializes */
+    objc_imp (*getMethodImplementation)(objc_class, objc_sel); /* initializes */
+    void (*sendInitialize)(objc_class); /* libobjc2's forcing call, else NULL */
     objc_sel self_sel;
-    char path[1024];
-    const char *missing_reason;
     void *handle;
-} runtime = {.missing_reason = "not looked for yet"};
-
-/* Read-only queries for the diagnostics, none of which runs +initialize:
-   bound on first use, never used by the fork handler. */
-static struct {
+    char path[1024];
+    /* read-only queries for the diagnostics; none of them runs +initialize */
     int (*getClassList)(objc_class *, int);
     const char *(*getName)(objc_class);
     objc_class (*getSuperclass)(objc_class);
-    objc_class (*getMetaClass)(const char *);
-    void **(*copyMethodList)(objc_class, unsigned int *);
-    objc_sel (*methodName)(void *);
-    const char *(*selName)(objc_sel);
+    objc_method (*getClassMethod)(objc_class, objc_sel);
+    objc_imp (*methodImplementation)(objc_method);
     const char *(*imageName)(objc_class); /* Apple and libobjc2 only */
-} query;
+    objc_sel initialize_sel;
+} runtime;
+static atomic_int runtime_bound; /* set, with release, once every field is */
+static const char *runtime_missing = "not looked for yet";
+
+static int
+bind_symbols(void *handle, const char *path)
+{
+    void *h = dlopen(path, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+    objc_sel (*registerName)(const char *);
+    if (!h)
+        h = handle;
+    *(void **)&runtime.lookUpClass = dlsym(h, "objc_lookUpClass");
+    *(void **)&runtime.getMethodImplementation = dlsym(h, "class_getMethodImplementation");
+    *(void **)&registerName = dlsym(h, "sel_registerName");
+    *(void **)&runtime.getClassList = dlsym(h, "objc_getClassList");
+    *(void **)&runtime.getName = dlsym(h, "class_getName");
+    *(void **)&runtime.getSuperclass = dlsym(h, "class_getSuperclass");
+    *(void **)&runtime.getClassMethod = dlsym(h, "class_getClassMethod");
+    *(void **)&runtime.methodImplementation = dlsym(h, "method_getImplementation");
+    if (!runtime.lookUpClass || !runtime.getMethodImplementation || !registerName ||
+        !runtime.getClassList || !runtime.getName || !runtime.getSuperclass ||
+        !runtime.getClassMethod || !runtime.methodImplementation)
+        return 0;
+    /* libobjc2's class_getMethodImplementation answers the forwarding IMP until
+       the class has a dispatch table and never sends +initialize (sendmsg2.c);
+       its exported objc_send_initialize does (dtable.c). Neither Apple's nor
+       GCC's runtime exports that name. */
+    *(void **)&runtime.sendInitialize = dlsym(h, "objc_send_initialize");
+    *(void **)&runtime.imageName = dlsym(h, "class_getImageName");
+    /* Class + "self": a selector every root class answers, so the lookup never
+       reaches the resolver; the IMP is never called (part 3). */
+    runtime.self_sel = registerName("self");
+    runtime.initialize_sel = registerName("initialize");
+    runtime.handle = h;
+    snprintf(runtime.path, sizeof runtime.path, "%s", path);
+    return 1;
+}
 
 static const char *const runtime_libraries[] = {
 #ifdef __APPLE__
@@ -64,198 +127,100 @@ static const char *const runtime_libraries[] = {
 #endif
 };
 
-static int
-bind_runtime(void *handle)
-{
-    objc_sel (*sel_registerName)(const char *);
-    Dl_info info;
-
-    *(void **)&runtime.lookUpClass = dlsym(handle, "objc_lookUpClass");
-    *(void **)&runtime.getMethodImplementation =
-        dlsym(handle, "class_getMethodImplementation");
-    *(void **)&sel_registerName = dlsym(handle, "sel_registerName");
-    if (!runtime.lookUpClass || !runtime.getMethodImplementation || !sel_registerName) {
-        runtime.lookUpClass = NULL;
-        return 0;
-    }
-    /* Class + "self": a selector every root class answers, so the lookup never
-       reaches the resolver (reference, part 3). */
-    runtime.self_sel = sel_registerName("self");
-    runtime.handle = handle;
-    if (dladdr(*(void **)&runtime.lookUpClass, &info) && info.dli_fname)
-        snprintf(runtime.path, sizeof runtime.path, "%s", info.dli_fname);
-    else
-        snprintf(runtime.path, sizeof runtime.path, "(unknown image)");
-    runtime.missing_reason = NULL;
-    return 1;
-}
-
-#ifdef __APPLE__
-static int
-enforcing_macos(void)
-{
-    struct utsname name;
-    /* Darwin 17 is macOS 10.13, the first to enforce. On 10.12 client prepare
-       handlers ran after the runtime took its locks: stay inert there. */
-    return uname(&name) != 0 || atoi(name.release) >= 17;
-}
-#endif
-
-/* Symbols the process already sees first, then a runtime library that is
-   already loaded, even RTLD_LOCAL (ctypes' default); RTLD_NOLOAD never loads.
-   The handler calls this only while no runtime is bound, and only after an
-   image was loaded (on macOS libobjc is bound at import, so never there); a
-   failed lookup then costs the loader's dlerror string, the one allocation a
-   fork can see that is not the runtime's own. */
+/* Symbols the process already sees first, then a runtime library already
+   loaded, even RTLD_LOCAL (ctypes' default); RTLD_NOLOAD never loads one.
+   config_lock held; never called from a fork handler. */
 static void
 find_runtime(void)
 {
+    Dl_info info;
+    void *probe;
     size_t i;
-    if (runtime.lookUpClass)
+    if (atomic_load(&runtime_bound))
         return;
 #ifdef __APPLE__
-    if (!enforcing_macos()) {
-        runtime.missing_reason = "macOS before 10.13 does not enforce fork safety";
-        return;
+    {
+        struct utsname name;
+        /* Darwin 17 is macOS 10.13, the first to enforce; on 10.12 client
+           prepare handlers ran after the runtime took its locks. */
+        if (uname(&name) == 0 && atoi(name.release) < 17) {
+            runtime_missing = "macOS before 10.13 does not enforce fork safety";
+            return;
+        }
     }
 #endif
-    if (bind_runtime(RTLD_DEFAULT))
-        return;
+    probe = dlsym(RTLD_DEFAULT, "objc_lookUpClass");
+    if (probe && dladdr(probe, &info) && info.dli_fname && bind_symbols(RTLD_DEFAULT, info.dli_fname))
+        goto bound;
     for (i = 0; i < sizeof runtime_libraries / sizeof runtime_libraries[0]; i++) {
         void *handle = dlopen(runtime_libraries[i], RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
-        if (handle && bind_runtime(handle))
-            return; /* the handle stays open: the runtime is never unloaded */
+        probe = handle ? dlsym(handle, "objc_lookUpClass") : NULL;
+        if (probe && dladdr(probe, &info) && info.dli_fname && bind_symbols(handle, info.dli_fname))
+            goto bound; /* the handle stays open: the runtime is never unloaded */
     }
-    runtime.missing_reason = "no Objective-C runtime is loaded in this process";
+    runtime_missing = "no Objective-C runtime is loaded in this process";
+    return;
+bound:
+    runtime_missing = NULL;
+    atomic_store(&runtime_bound, 1);
 }
 
-/* A number that changes whenever an image is loaded: a listed class that was
-   missing can only appear then, so the handler looks again only then. */
+/* ---- threadedness, the input of objc's restriction ------------------------- */
+
 #ifdef __APPLE__
-static uint64_t
-image_generation(void)
+/* pthread_is_threaded_np: "has this process ever created a thread", the very
+   value _objc_atfork_prepare records (objc-os.mm; libpthread pthread.c). */
+static int
+process_threaded(void)
 {
-    return _dyld_image_count();
+    return pthread_is_threaded_np() != 0;
 }
 #else
-static int
-read_adds(struct dl_phdr_info *info, size_t size, void *adds)
-{
-    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
-        *(uint64_t *)adds = (uint64_t)info->dlpi_adds;
-    return 1; /* the first image carries the process-wide counter */
-}
+/* glibc >= 2.32: __libc_single_threaded turns 0 at the first thread and stays
+   0, in fork children too; the emulation uses the same flag. Where the libc
+   has none (musl), whether the parent was threaded is unknown: assume it was,
+   so children force nothing new. */
+static const char *single_threaded;
 
-static uint64_t
-image_generation(void)
+static int
+process_threaded(void)
 {
-    uint64_t adds = 0;
-    dl_iterate_phdr(read_adds, &adds);
-    return adds;
+    return single_threaded ? *single_threaded == 0 : 1;
 }
 #endif
 
-/* ---- the class table and its lock ---------------------------------------- */
-
-enum class_state { STATE_PENDING = 0, STATE_INITIALIZED = 1, STATE_NOT_LOADED = 2 };
+/* ---- the class table ---------------------------------------------------- */
 
 struct entry {
     const char *name; /* points into the table's own allocation */
-    objc_class cls;   /* cached once found; classes are never unloaded */
-    int done;         /* +initialize forced */
+    size_t length;
+    _Atomic(objc_class) cls; /* cached once found; classes are never unloaded */
+    atomic_int done;         /* +initialize ran, forced by us or seen so in the parent */
 };
 
 struct table {
-    size_t count;
+    struct table *retired_next;
+    uint64_t generation;
+    size_t count, mask; /* mask + 1 slots in index, a power of two */
+    size_t *index;      /* slot -> entry number + 1, or 0 */
     struct entry entries[];
 };
 
-/* Guarded by table_mutex. What every fork reads sits in one cache line: once
-   unresolved and ready are zero, a fork reads nothing else. */
-static struct {
-    struct table *table;
-    size_t unresolved;   /* entries whose class is not found yet */
-    size_t ready;        /* entries found but not forced yet */
-    uint64_t generation; /* image_generation() when unresolved entries were last looked up */
-    int enabled;
-    uint64_t forks, forced_in_fork, last_ns, max_ns;
-} state __attribute__((aligned(64)));
+enum { STATE_PENDING, STATE_INITIALIZED, STATE_NOT_LOADED, STATE_BLOCKED };
+static const char *const state_names[] = {"pending", "initialized", "not loaded", "blocked"};
 
-static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
-/* The owner lets a thread take the lock again (a +initialize that forks) and
-   lets the child handler know what the forking thread held. */
-static _Atomic uintptr_t table_owner;
-static unsigned table_depth; /* touched by the owner only */
+static _Atomic(struct table *) current;
+static atomic_long readers;         /* threads reading some table now */
+static _Atomic uint64_t work_left;  /* generation of current while it has entries to do, else 0 */
+static atomic_int enabled;
+static atomic_int restricted;       /* sticky, like objc's MultithreadedForkChild */
+static const char *restricted_reason;
+static atomic_int fork_threaded;    /* sampled in prepare, read in the child */
+static _Atomic uint64_t forks, forced_in_fork, handler_last_ns, handler_max_ns;
 
-static int
-held_by_this_thread(void)
-{
-    return atomic_load(&table_owner) == (uintptr_t)pthread_self();
-}
-
-static void
-lock_table(void)
-{
-    if (held_by_this_thread()) {
-        table_depth++;
-        return;
-    }
-    pthread_mutex_lock(&table_mutex);
-    atomic_store(&table_owner, (uintptr_t)pthread_self());
-    table_depth = 1;
-}
-
-static void
-unlock_table(void)
-{
-    if (--table_depth == 0) {
-        atomic_store(&table_owner, 0);
-        pthread_mutex_unlock(&table_mutex);
-    }
-}
-
-/* Looks up entries still missing; with check_generation, only when an image
-   was loaded since the last look. Lock held. */
-static void
-resolve(int check_generation)
-{
-    size_t i;
-    uint64_t generation = image_generation();
-    if (check_generation && generation == state.generation)
-        return;
-    state.generation = generation;
-    find_runtime();
-    if (!runtime.lookUpClass)
-        return;
-    for (i = 0; i < state.table->count && state.unresolved; i++) {
-        struct entry *e = &state.table->entries[i];
-        if (!e->cls && (e->cls = runtime.lookUpClass(e->name)) != NULL) {
-            state.unresolved--;
-            state.ready++;
-        }
-    }
-}
-
-/* Runs +initialize of every found, unforced entry; returns how many. Lock held. */
-static size_t
-force_ready(void)
-{
-    size_t i, forced = 0;
-    for (i = 0; i < state.table->count && state.ready; i++) {
-        struct entry *e = &state.table->entries[i];
-        if (e->cls && !e->done) {
-            /* The IMP is only looked up, never called: calling it would run
-               +initialize a second time. */
-            (void)runtime.getMethodImplementation(e->cls, runtime.self_sel);
-            if (!e->done) { /* a fork inside that +initialize may have marked it */
-                e->done = 1;
-                state.ready--;
-                forced++;
-            }
-        }
-    }
-    return forced;
-}
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct table *retired; /* config_lock */
+static uint64_t generations;  /* config_lock */
 
 static uint64_t
 now_ns(void)
@@ -265,48 +230,85 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- the fork handlers: no Python API, no allocation of ours ------------- */
+static void
+force_class(objc_class cls)
+{
+    if (runtime.sendInitialize)
+        runtime.sendInitialize(cls);
+    else
+        (void)runtime.getMethodImplementation(cls, runtime.self_sel);
+}
+
+/* Looks up the missing entries of t and, unless this process is restricted,
+   forces the found ones not done yet; returns how many it forced. The caller
+   counts itself in readers and has checked runtime_bound. */
+static uint64_t
+work_on(struct table *t)
+{
+    uint64_t forced = 0;
+    int left = 0;
+    size_t i;
+    for (i = 0; i < t->count; i++) {
+        struct entry *e = &t->entries[i];
+        objc_class cls;
+        if (atomic_load_explicit(&e->done, memory_order_acquire))
+            continue;
+        cls = atomic_load_explicit(&e->cls, memory_order_relaxed);
+        if (!cls && (cls = runtime.lookUpClass(e->name)) != NULL)
+            atomic_store_explicit(&e->cls, cls, memory_order_relaxed);
+        /* Checked per class: a +initialize that forks continues this loop in
+           a restricted child. */
+        if (!cls || atomic_load(&restricted)) {
+            left = 1;
+            continue;
+        }
+        force_class(cls);
+        if (atomic_exchange(&e->done, 1) == 0)
+            forced++;
+    }
+    if (!left) { /* clear the flag only if it still speaks of this table */
+        uint64_t expected = t->generation;
+        atomic_compare_exchange_strong(&work_left, &expected, 0);
+    }
+    return forced;
+}
+
+/* ---- the fork handlers: no Python, no allocation, no lock ------------------ */
 
 static void
 prepare(void)
 {
-    uint64_t start, elapsed;
-    lock_table(); /* released by after_fork_parent / after_fork_child */
-    state.forks++;
-    if (!state.enabled)
-        return;
-    start = now_ns();
-    if (state.unresolved)
-        resolve(1);
-    if (state.ready)
-        state.forced_in_fork += force_ready();
-    elapsed = now_ns() - start;
-    state.last_ns = elapsed;
-    if (elapsed > state.max_ns)
-        state.max_ns = elapsed;
-}
-
-static void
-after_fork_parent(void)
-{
-    unlock_table();
+    atomic_fetch_add_explicit(&forks, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&work_left, memory_order_relaxed) &&
+        atomic_load_explicit(&enabled, memory_order_relaxed) && !atomic_load(&restricted) &&
+        atomic_load_explicit(&runtime_bound, memory_order_acquire)) {
+        uint64_t start = now_ns(), elapsed, max;
+        atomic_fetch_add(&readers, 1);
+        atomic_fetch_add_explicit(&forced_in_fork, work_on(atomic_load(&current)),
+                                  memory_order_relaxed);
+        atomic_fetch_sub(&readers, 1);
+        elapsed = now_ns() - start;
+        atomic_store_explicit(&handler_last_ns, elapsed, memory_order_relaxed);
+        max = atomic_load_explicit(&handler_max_ns, memory_order_relaxed);
+        while (elapsed > max && !atomic_compare_exchange_weak(&handler_max_ns, &max, elapsed))
+            ;
+    }
+    /* Last, as objc samples after every client prepare handler: a
+       +initialize run above may have started a thread. */
+    atomic_store(&fork_threaded, process_threaded());
 }
 
 static void
 after_fork_child(void)
 {
-    /* Only the forking thread lives on. Unlocking a mutex locked by a thread
-       of the parent is not portable (owner checks), so start from a fresh one,
-       taken again if an outer frame of this thread still holds it. */
-    unsigned depth = table_depth - 1;
-    pthread_mutex_init(&table_mutex, NULL);
-    if (depth) {
-        pthread_mutex_lock(&table_mutex);
-        table_depth = depth;
-    } else {
-        table_depth = 0;
-        atomic_store(&table_owner, 0);
+    if (atomic_load(&fork_threaded) && !atomic_load(&restricted)) {
+        restricted_reason = "a fork child of a threaded parent";
+        atomic_store(&restricted, 1);
     }
+    /* Only this thread lives on, and it held neither the lock nor, unless a
+       +initialize forked, a table: threads of the parent that did are gone. */
+    atomic_store(&readers, 0);
+    pthread_mutex_init(&config_lock, NULL);
 }
 
 static pthread_once_t register_once = PTHREAD_ONCE_INIT;
@@ -315,291 +317,205 @@ static int register_error = -1;
 static void
 register_handlers(void)
 {
-    register_error = pthread_atfork(prepare, after_fork_parent, after_fork_child);
+    register_error = pthread_atfork(prepare, NULL, after_fork_child);
 }
 
-/* ---- diagnostics: read-only, never in a fork ------------------------------ */
-
-static int lock_table_from_python(void);
-
-static int
-bind_queries(void)
+/* Evidence, for a module first loaded after a fork, that objc may already
+   have restricted this process; NULL when there is none. */
+static const char *
+restricted_at_load(void)
 {
-    static const char *const names[] = {
-        "objc_getClassList", "class_getName", "class_getSuperclass", "objc_getMetaClass",
-        "class_copyMethodList", "method_getName", "sel_getName",
-    };
-    void **slots[] = {
-        (void **)&query.getClassList, (void **)&query.getName, (void **)&query.getSuperclass,
-        (void **)&query.getMetaClass, (void **)&query.copyMethodList,
-        (void **)&query.methodName, (void **)&query.selName,
-    };
+#ifdef __APPLE__
+    /* XNU's fork never copies P_EXEC (kern_fork.c), which proc_info.c reports
+       as PROC_FLAG_EXEC: without it, this process forked and has not exec'd
+       since, and whether its parent was threaded is unknown. */
+    struct proc_bsdinfo info;
+    if (proc_pidinfo(getpid(), PROC_PIDTBSDINFO, 0, &info, sizeof info) != (int)sizeof info)
+        return "it cannot tell whether this process is a fork child (proc_pidinfo failed)";
+    if (!(info.pbi_flags & PROC_FLAG_EXEC))
+        return "loaded in a fork child that has not exec'd, whose parent may have been threaded";
+    return NULL;
+#else
+    /* glibc cannot tell a fork child of a threaded parent from a process that
+       ran threads itself: both have the flag at 0. Doubt means restricted. */
+    if (single_threaded && *single_threaded == 0)
+        return "loaded after this process (or the parent it forked from) was threaded";
+    return NULL;
+#endif
+}
+
+/* ---- building tables: plain C, config_lock held, GIL released -------------- */
+
+static size_t
+hash_name(const char *name, size_t length)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
     size_t i;
-    if (query.getClassList)
-        return 0;
-    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if ((*slots[i] = dlsym(runtime.handle, names[i])) == NULL) {
-            query.getClassList = NULL;
-            PyErr_Format(PyExc_RuntimeError, "the Objective-C runtime at %s lacks %s",
-                         runtime.path, names[i]);
-            return -1;
-        }
+    for (i = 0; i < length; i++)
+        h = (h ^ (unsigned char)name[i]) * 1099511628211u;
+    return (size_t)h;
+}
+
+static struct entry *
+find_entry(struct table *t, const char *name, size_t length)
+{
+    size_t slot;
+    if (!t)
+        return NULL;
+    for (slot = hash_name(name, length) & t->mask; t->index[slot]; slot = (slot + 1) & t->mask) {
+        struct entry *e = &t->entries[t->index[slot] - 1];
+        if (e->length == length && memcmp(e->name, name, length) == 0)
+            return e;
     }
-    *(void **)&query.imageName = dlsym(runtime.handle, "class_getImageName");
-    return 0;
-}
-
-/* Whether cls's metaclass itself (not a superclass) implements +initialize. */
-static int
-defines_initialize(objc_class cls)
-{
-    unsigned int count = 0, i;
-    int found = 0;
-    void **methods = query.copyMethodList(query.getMetaClass(query.getName(cls)), &count);
-    for (i = 0; i < count && !found; i++)
-        found = strcmp(query.selName(query.methodName(methods[i])), "initialize") == 0;
-    free(methods);
-    return found;
-}
-
-/* The class whose +initialize runs for cls (cls or a superclass), or NULL.
-   Apple's runtime calls +initialize trivial when that is NULL or a root class;
-   looking at method lists, unlike messaging, initializes nothing. */
-static objc_class
-initialize_owner(objc_class cls)
-{
-    for (; cls; cls = query.getSuperclass(cls))
-        if (defines_initialize(cls))
-            return cls;
     return NULL;
 }
 
-static PyObject *
-describe_class(objc_class cls)
+struct name_list {
+    size_t count;
+    const char **names;
+    size_t *lengths;
+};
+
+/* Adds one name unless t has it; known: what an older table knew of it. */
+static void
+add_entry(struct table *t, char **strings, const char *name, size_t length,
+          const struct entry *known)
 {
-    objc_class owner = initialize_owner(cls);
-    const char *image = query.imageName ? query.imageName(cls) : NULL;
-    Dl_info info;
-    if (!image && dladdr(cls, &info)) /* the image holding the class structure */
-        image = info.dli_fname;
-    return Py_BuildValue("(szOz)", query.getName(cls), image,
-                         (!owner || !query.getSuperclass(owner)) ? Py_True : Py_False,
-                         owner ? query.getName(owner) : NULL);
+    struct entry *e;
+    size_t slot;
+    if (find_entry(t, name, length))
+        return;
+    e = &t->entries[t->count];
+    memcpy(*strings, name, length);
+    (*strings)[length] = '\0';
+    e->name = *strings;
+    e->length = length;
+    *strings += length + 1;
+    atomic_init(&e->cls, known ? atomic_load(&known->cls) : NULL);
+    atomic_init(&e->done, known ? atomic_load(&known->done) : 0);
+    for (slot = hash_name(name, length) & t->mask; t->index[slot]; slot = (slot + 1) & t->mask)
+        ;
+    t->index[slot] = ++t->count;
 }
 
-/* inspect(names or None) -> list of (name, image, trivial, initialize owner)
-   for the named classes that are loaded, or for every loaded class. */
-static PyObject *
-inspect(PyObject *module, PyObject *names)
+/* The old table's names (when appending) then the given ones, without
+   duplicates, keeping what the old table knew of each: linear, by hashing.
+   NULL: out of memory. */
+static struct table *
+build_table(struct table *old, const struct name_list *given, int append)
 {
-    PyObject *result;
-    if (names != Py_None && !PyTuple_Check(names)) {
-        PyErr_SetString(PyExc_TypeError, "expected a tuple of str or None");
+    size_t kept = append && old ? old->count : 0, most = kept + given->count, slots = 4;
+    size_t bytes = 0, i;
+    struct table *t;
+    char *strings;
+    while (slots < 2 * most)
+        slots *= 2;
+    for (i = 0; i < kept; i++)
+        bytes += old->entries[i].length + 1;
+    for (i = 0; i < given->count; i++)
+        bytes += given->lengths[i] + 1;
+    t = malloc(sizeof *t + most * sizeof(struct entry) + slots * sizeof(size_t) + bytes + 1);
+    if (!t)
         return NULL;
+    t->index = (size_t *)&t->entries[most];
+    strings = (char *)&t->index[slots];
+    memset(t->index, 0, slots * sizeof(size_t));
+    t->mask = slots - 1;
+    t->count = 0;
+    for (i = 0; i < kept; i++)
+        add_entry(t, &strings, old->entries[i].name, old->entries[i].length, &old->entries[i]);
+    for (i = 0; i < given->count; i++)
+        add_entry(t, &strings, given->names[i], given->lengths[i],
+                  find_entry(old, given->names[i], given->lengths[i]));
+    return t;
+}
+
+/* Swaps fresh in; frees retired tables when no reader can hold one.
+   config_lock held. */
+static void
+publish(struct table *fresh)
+{
+    struct table *old;
+    size_t i;
+    int todo = 0;
+    fresh->generation = ++generations;
+    for (i = 0; i < fresh->count && !todo; i++)
+        todo = !atomic_load(&fresh->entries[i].done);
+    old = atomic_exchange(&current, fresh);
+    atomic_store(&work_left, todo ? fresh->generation : 0);
+    if (old) {
+        old->retired_next = retired;
+        retired = old;
     }
-    if (lock_table_from_python() < 0)
-        return NULL;
-    find_runtime();
-    unlock_table();
-    if (!runtime.lookUpClass)
-        return PyList_New(0);
-    if (bind_queries() < 0 || !(result = PyList_New(0)))
-        return NULL;
-    if (names != Py_None) {
-        Py_ssize_t i, n = PyTuple_Size(names);
-        for (i = 0; i < n; i++) {
-            const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(names, i), NULL);
-            objc_class cls = name ? runtime.lookUpClass(name) : NULL;
-            PyObject *item = cls ? describe_class(cls) : NULL;
-            if (!name || (cls && (!item || PyList_Append(result, item) < 0))) {
-                Py_XDECREF(item);
-                Py_DECREF(result);
-                return NULL;
-            }
-            Py_XDECREF(item);
+    if (atomic_load(&readers) == 0) {
+        while (retired) {
+            old = retired;
+            retired = old->retired_next;
+            free(old);
         }
-    } else {
-        int count = query.getClassList(NULL, 0), i;
-        objc_class *classes = malloc(sizeof(objc_class) * (size_t)(count > 0 ? count : 1));
-        if (!classes) {
-            Py_DECREF(result);
-            return PyErr_NoMemory();
-        }
-        count = query.getClassList(classes, count);
-        for (i = 0; i < count; i++) {
-            PyObject *item = describe_class(classes[i]);
-            if (!item || PyList_Append(result, item) < 0) {
-                Py_XDECREF(item);
-                Py_CLEAR(result);
-                break;
-            }
-            Py_DECREF(item);
-        }
-        free(classes);
     }
-    return result;
 }
 
 /* ---- the Python side ----------------------------------------------------- */
 
-/* Takes the table lock from Python without ever waiting for it while holding
-   the GIL: the handler may hold it while a +initialize needs the GIL. */
-static int
-lock_table_from_python(void)
-{
-    unsigned spins = 0;
-    if (held_by_this_thread()) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "objcprefork cannot be reconfigured from inside +initialize");
-        return -1;
-    }
-    while (pthread_mutex_trylock(&table_mutex) != 0) {
-        Py_BEGIN_ALLOW_THREADS
-        if (++spins < 100) {
-            sched_yield();
-        } else {
-            struct timespec pause = {0, 100000};
-            nanosleep(&pause, NULL);
-        }
-        Py_END_ALLOW_THREADS
-    }
-    atomic_store(&table_owner, (uintptr_t)pthread_self());
-    table_depth = 1;
-    return 0;
-}
-
-static const struct entry *
-find_entry(const struct table *t, const char *name)
-{
-    size_t i;
-    for (i = 0; t && i < t->count; i++)
-        if (strcmp(t->entries[i].name, name) == 0)
-            return &t->entries[i];
-    return NULL;
-}
-
-/* Builds a table from a tuple of str, keeping what the old one knew. */
-static struct table *
-build_table(PyObject *names, const struct table *old)
-{
-    Py_ssize_t n = PyTuple_Size(names), i;
-    size_t bytes = 0, used = 0;
-    struct table *t;
-    char *strings;
-
-    if (n < 0)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        Py_ssize_t len;
-        if (!PyUnicode_AsUTF8AndSize(PyTuple_GetItem(names, i), &len))
-            return NULL;
-        bytes += (size_t)len + 1;
-    }
-    t = malloc(sizeof *t + (size_t)n * sizeof(struct entry) + bytes);
-    if (!t) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    strings = (char *)&t->entries[n];
-    t->count = (size_t)n;
-    for (i = 0; i < n; i++) {
-        Py_ssize_t len;
-        const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(names, i), &len);
-        struct entry *e = &t->entries[i];
-        const struct entry *known = find_entry(old, name);
-        memcpy(strings + used, name, (size_t)len + 1);
-        e->name = strings + used;
-        used += (size_t)len + 1;
-        e->cls = known ? known->cls : NULL;
-        e->done = known ? known->done : 0;
-    }
-    return t;
-}
-
-/* Makes fresh the table: counts what is left to do, looks up what is missing.
-   Lock held, so no handler can be reading the old one. */
-static void
-adopt(struct table *fresh)
-{
-    size_t i;
-    free(state.table);
-    state.table = fresh;
-    state.unresolved = state.ready = 0;
-    for (i = 0; i < fresh->count; i++) {
-        if (!fresh->entries[i].cls)
-            state.unresolved++;
-        else if (!fresh->entries[i].done)
-            state.ready++;
-    }
-    resolve(0);
-}
-
-/* The names of t followed by those of names it lacks, as a new tuple. */
-static PyObject *
-appended(const struct table *t, PyObject *names)
-{
-    Py_ssize_t i, n = PyTuple_Size(names), kept = 0, count = t ? (Py_ssize_t)t->count : 0;
-    PyObject *result = PyTuple_New(count + n), *item;
-    for (i = 0; result && i < count + n; i++) {
-        if (i < count) {
-            item = PyUnicode_FromString(t->entries[i].name);
-        } else {
-            item = PyTuple_GetItem(names, i - count);
-            const char *name = PyUnicode_AsUTF8AndSize(item, NULL);
-            if (!name) {
-                Py_CLEAR(result);
-                break;
-            }
-            if (find_entry(t, name))
-                continue;
-            Py_INCREF(item);
-        }
-        if (!item) {
-            Py_CLEAR(result);
-            break;
-        }
-        PyTuple_SetItem(result, kept++, item);
-    }
-    if (result && kept < count + n) {
-        PyObject *shorter = PyTuple_GetSlice(result, 0, kept);
-        Py_DECREF(result);
-        result = shorter;
-    }
-    return result;
-}
+#define LOCKED(statement)                                                                     \
+    do {                                                                                      \
+        Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&config_lock);                              \
+        statement;                                                                            \
+        pthread_mutex_unlock(&config_lock);                                                   \
+        Py_END_ALLOW_THREADS                                                                  \
+    } while (0)
 
 static PyObject *
 set_table(PyObject *module, PyObject *args)
 {
-    PyObject *names, *merged = NULL;
+    PyObject *names;
+    struct name_list given = {0, NULL, NULL};
     struct table *fresh = NULL;
     int append = 0;
+    Py_ssize_t i, n;
     if (!PyArg_ParseTuple(args, "O!|p:set_table", &PyTuple_Type, &names, &append))
         return NULL;
-    for (Py_ssize_t i = 0; i < PyTuple_Size(names); i++) {
-        if (!PyUnicode_Check(PyTuple_GetItem(names, i))) {
-            PyErr_SetString(PyExc_TypeError, "class names must be str");
-            return NULL;
+    n = PyTuple_Size(names);
+    given.names = PyMem_Malloc(sizeof(char *) * (size_t)(n ? n : 1));
+    given.lengths = PyMem_Malloc(sizeof(size_t) * (size_t)(n ? n : 1));
+    if (!given.names || !given.lengths)
+        goto fail_memory;
+    for (i = 0; i < n; i++) { /* the tuple keeps each UTF-8 buffer alive */
+        PyObject *item = PyTuple_GetItem(names, i);
+        Py_ssize_t length;
+        if (!PyUnicode_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "class names must be str, not %R", item);
+            goto fail;
         }
+        if (!(given.names[i] = PyUnicode_AsUTF8AndSize(item, &length)))
+            goto fail;
+        given.lengths[i] = (size_t)length;
     }
-    if (lock_table_from_python() < 0)
-        return NULL;
-    /* Reading and replacing under one lock: concurrent appends lose nothing. */
-    if (!append || (merged = appended(state.table, names)) != NULL)
-        fresh = build_table(append ? merged : names, state.table);
-    if (fresh)
-        adopt(fresh);
-    unlock_table();
-    Py_XDECREF(merged);
+    given.count = (size_t)n;
+    LOCKED({
+        /* Built and swapped under one lock: concurrent appends lose nothing. */
+        fresh = build_table(atomic_load(&current), &given, append);
+        if (fresh)
+            publish(fresh);
+    });
+    PyMem_Free(given.names);
+    PyMem_Free(given.lengths);
     if (!fresh)
-        return NULL;
+        return PyErr_NoMemory();
     Py_RETURN_NONE;
+fail_memory:
+    PyErr_NoMemory();
+fail:
+    PyMem_Free(given.names);
+    PyMem_Free(given.lengths);
+    return NULL;
 }
 
 static PyObject *
 set_enabled(PyObject *module, PyObject *flag)
 {
-    int on = PyObject_IsTrue(flag), was;
+    int on = PyObject_IsTrue(flag);
     if (on < 0)
         return NULL;
     if (on) {
@@ -609,57 +525,220 @@ set_enabled(PyObject *module, PyObject *flag)
             return PyErr_SetFromErrno(PyExc_OSError);
         }
     }
-    if (lock_table_from_python() < 0)
-        return NULL;
-    was = state.enabled;
-    state.enabled = on;
-    unlock_table();
-    return PyBool_FromLong(was);
+    return PyBool_FromLong(atomic_exchange(&enabled, on));
 }
 
-/* When enabled, forces every found class now, in the parent, outside any
-   fork. set_table has just looked them up: no second look here. */
+/* When enabled: finds the runtime if it is new, looks up the listed classes
+   and, unless the process is restricted, forces the found ones. Outside any
+   fork lock (at configuration time, and as the before-fork hook of os.fork),
+   with the GIL released. Returns how many it forced. */
 static PyObject *
 force(PyObject *module, PyObject *unused)
 {
-    if (lock_table_from_python() < 0)
-        return NULL;
-    if (state.enabled && state.ready)
-        force_ready();
-    unlock_table();
-    Py_RETURN_NONE;
+    uint64_t forced = 0;
+    if (!atomic_load(&enabled))
+        return PyLong_FromLong(0);
+    if (!atomic_load(&runtime_bound))
+        LOCKED(find_runtime());
+    if (!atomic_load(&runtime_bound) || !atomic_load(&work_left))
+        return PyLong_FromLong(0);
+    Py_BEGIN_ALLOW_THREADS
+    atomic_fetch_add(&readers, 1);
+    forced = work_on(atomic_load(&current));
+    atomic_fetch_sub(&readers, 1);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLongLong(forced);
+}
+
+/* A runtime string as str: the file-system encoding with surrogateescape,
+   which never fails on bytes; None for NULL. */
+static PyObject *
+runtime_str(const char *text)
+{
+    if (!text)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeFSDefault(text);
+}
+
+static int
+add_item(PyObject *dict, const char *key, PyObject *value)
+{
+    int result = value ? PyDict_SetItemString(dict, key, value) : -1;
+    Py_XDECREF(value);
+    return result;
 }
 
 static PyObject *
 snapshot(PyObject *module, PyObject *unused)
 {
-    PyObject *classes, *result = NULL;
-    size_t i, count;
-
-    if (lock_table_from_python() < 0)
-        return NULL;
-    find_runtime();
-    count = state.table ? state.table->count : 0;
-    classes = PyTuple_New((Py_ssize_t)count);
-    for (i = 0; classes && i < count; i++) {
-        const struct entry *e = &state.table->entries[i];
-        int state = e->done ? STATE_INITIALIZED : e->cls ? STATE_PENDING : STATE_NOT_LOADED;
-        PyObject *item = Py_BuildValue("(si)", e->name, state);
-        if (!item) {
-            Py_CLEAR(classes);
-            break;
+    PyObject *result = PyDict_New(), *classes = PyDict_New();
+    struct table *t;
+    int blocked = atomic_load(&restricted), bound;
+    size_t i;
+    if (!result || !classes)
+        goto fail;
+    if (!atomic_load(&runtime_bound))
+        LOCKED(find_runtime());
+    bound = atomic_load(&runtime_bound);
+    atomic_fetch_add(&readers, 1);
+    t = atomic_load(&current);
+    for (i = 0; t && i < t->count; i++) {
+        struct entry *e = &t->entries[i];
+        objc_class cls = atomic_load(&e->cls);
+        if (!cls && bound && (cls = runtime.lookUpClass(e->name)) != NULL)
+            atomic_store(&e->cls, cls); /* realized, never initialized */
+        int state = atomic_load(&e->done) ? STATE_INITIALIZED
+                    : !cls                ? STATE_NOT_LOADED
+                    : blocked                                 ? STATE_BLOCKED
+                                                              : STATE_PENDING;
+        PyObject *name = PyUnicode_FromStringAndSize(e->name, (Py_ssize_t)e->length);
+        PyObject *value = PyUnicode_FromString(state_names[state]);
+        int failed = !name || !value || PyDict_SetItem(classes, name, value) < 0;
+        Py_XDECREF(name);
+        Py_XDECREF(value);
+        if (failed) {
+            atomic_fetch_sub(&readers, 1);
+            goto fail;
         }
-        PyTuple_SetItem(classes, (Py_ssize_t)i, item);
     }
-    if (classes)
-        result = Py_BuildValue(
-            "{sOszszsNsKsKsKsK}", "enabled", state.enabled ? Py_True : Py_False,
-            "runtime", runtime.lookUpClass ? runtime.path : NULL, "runtime_missing",
-            runtime.missing_reason, "classes", classes, "forks", (unsigned long long)state.forks,
-            "forced_in_fork", (unsigned long long)state.forced_in_fork,
-            "handler_last_ns", (unsigned long long)state.last_ns,
-            "handler_max_ns", (unsigned long long)state.max_ns);
-    unlock_table();
+    atomic_fetch_sub(&readers, 1);
+    if (add_item(result, "enabled", PyBool_FromLong(atomic_load(&enabled))) < 0 ||
+        add_item(result, "restricted", runtime_str(blocked ? restricted_reason : NULL)) < 0 ||
+        add_item(result, "runtime",
+                 runtime_str(atomic_load(&runtime_bound) ? runtime.path : NULL)) < 0 ||
+        add_item(result, "runtime_missing",
+                 runtime_str(atomic_load(&runtime_bound) ? NULL : runtime_missing)) < 0 ||
+        add_item(result, "forcing_call",
+                 runtime_str(!atomic_load(&runtime_bound) ? NULL
+                             : runtime.sendInitialize ? "objc_send_initialize"
+                                                      : "class_getMethodImplementation")) < 0 ||
+        PyDict_SetItemString(result, "classes", classes) < 0 ||
+        add_item(result, "forks", PyLong_FromUnsignedLongLong(atomic_load(&forks))) < 0 ||
+        add_item(result, "forced_in_fork",
+                 PyLong_FromUnsignedLongLong(atomic_load(&forced_in_fork))) < 0 ||
+        add_item(result, "handler_last_ns",
+                 PyLong_FromUnsignedLongLong(atomic_load(&handler_last_ns))) < 0 ||
+        add_item(result, "handler_max_ns",
+                 PyLong_FromUnsignedLongLong(atomic_load(&handler_max_ns))) < 0)
+        goto fail;
+    Py_DECREF(classes);
+    return result;
+fail:
+    Py_XDECREF(classes);
+    Py_XDECREF(result);
+    return NULL;
+}
+
+/* ---- diagnostics: read-only, never in a fork ------------------------------ */
+
+static objc_imp
+class_initialize_imp(objc_class cls)
+{
+    objc_method m = runtime.getClassMethod(cls, runtime.initialize_sel);
+    return m ? runtime.methodImplementation(m) : NULL;
+}
+
+/* One inspect() row. objc4's classHasTrivialInitialize: a root class, or a
+   resolved +initialize that is nil or the root's (objc-initialize.mm). The
+   methods are looked up, never sent: nothing is initialized. */
+static PyObject *
+describe_class(objc_class cls)
+{
+    objc_class root = cls, owner = NULL, c;
+    objc_imp imp = class_initialize_imp(cls);
+    const char *image = runtime.imageName ? runtime.imageName(cls) : NULL;
+    Dl_info info;
+    PyObject *row = PyDict_New();
+    while (runtime.getSuperclass(root))
+        root = runtime.getSuperclass(root);
+    /* The defining class: the highest one that still resolves to imp. */
+    for (c = cls; imp && c && class_initialize_imp(c) == imp; c = runtime.getSuperclass(c))
+        owner = c;
+    if (!image && dladdr(cls, &info)) /* the image holding the class structure */
+        image = info.dli_fname;
+    if (!row || add_item(row, "name", runtime_str(runtime.getName(cls))) < 0 ||
+        add_item(row, "image", runtime_str(image)) < 0 ||
+        add_item(row, "trivial",
+                 PyBool_FromLong(cls == root || !imp || imp == class_initialize_imp(root))) < 0 ||
+        add_item(row, "initializer", runtime_str(owner ? runtime.getName(owner) : NULL)) < 0) {
+        Py_XDECREF(row);
+        return NULL;
+    }
+    return row;
+}
+
+static int
+append_row(PyObject *list, objc_class cls)
+{
+    PyObject *row = describe_class(cls);
+    int result = row ? PyList_Append(list, row) : -1;
+    Py_XDECREF(row);
+    return result;
+}
+
+/* Every loaded class; the count can grow between the two calls (a class
+   registered meanwhile), so retry until the buffer held them all. */
+static objc_class *
+all_classes(int *count)
+{
+    objc_class *classes = NULL;
+    int room = 0;
+    for (;;) {
+        int wanted = runtime.getClassList(NULL, 0);
+        objc_class *bigger;
+        if (wanted < 0)
+            wanted = 0;
+        if (wanted > room) {
+            room = wanted + 16;
+            bigger = realloc(classes, sizeof(objc_class) * (size_t)room);
+            if (!bigger) {
+                free(classes);
+                return NULL;
+            }
+            classes = bigger;
+        }
+        *count = runtime.getClassList(classes, room);
+        if (*count <= room)
+            return classes;
+    }
+}
+
+/* inspect(names or None) -> list of {name, image, trivial, initializer} for
+   the named classes that are loaded, or for every loaded class. */
+static PyObject *
+inspect(PyObject *module, PyObject *names)
+{
+    PyObject *result;
+    if (names != Py_None && !PyTuple_Check(names)) {
+        PyErr_SetString(PyExc_TypeError, "expected a tuple of str or None");
+        return NULL;
+    }
+    if (!atomic_load(&runtime_bound))
+        LOCKED(find_runtime());
+    if (!(result = PyList_New(0)) || !atomic_load(&runtime_bound))
+        return result;
+    if (names != Py_None) {
+        Py_ssize_t i, n = PyTuple_Size(names);
+        for (i = 0; i < n; i++) {
+            const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(names, i), NULL);
+            objc_class cls = name ? runtime.lookUpClass(name) : NULL;
+            if (!name || (cls && append_row(result, cls) < 0)) {
+                Py_DECREF(result);
+                return NULL;
+            }
+        }
+    } else {
+        int count = 0, i;
+        objc_class *classes = all_classes(&count);
+        if (!classes) {
+            Py_DECREF(result);
+            return PyErr_NoMemory();
+        }
+        for (i = 0; i < count && result; i++)
+            if (append_row(result, classes[i]) < 0)
+                Py_CLEAR(result);
+        free(classes);
+    }
     return result;
 }
 
@@ -669,16 +748,28 @@ static PyMethodDef methods[] = {
     {"set_enabled", set_enabled, METH_O,
      "Enable or disable the fork handler (registered on first enable); returns the old state."},
     {"force", force, METH_NOARGS,
-     "When enabled, run +initialize of every listed class found, now."},
+     "When enabled, run +initialize of the listed classes found, now, unless this process "
+     "is restricted; returns how many. Releases the GIL."},
     {"snapshot", snapshot, METH_NOARGS, "The table, the runtime and the counters, as a dict."},
     {"inspect", inspect, METH_O,
-     "(name, image, trivial, owner) of the named loaded classes (a tuple), or of all (None)."},
+     "{name, image, trivial, initializer} of the named loaded classes (a tuple), or of all (None)."},
     {NULL, NULL, 0, NULL},
 };
 
+static int
+module_exec(PyObject *module)
+{
+    PyObject *states = Py_BuildValue("(ssss)", state_names[0], state_names[1], state_names[2],
+                                     state_names[3]);
+    int result = states ? PyModule_AddObjectRef(module, "STATES", states) : -1;
+    Py_XDECREF(states);
+    return result;
+}
+
 static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, module_exec},
 #ifdef Py_mod_multiple_interpreters
-    /* All state is process-wide and guarded by its own lock. */
+    /* All state is process-wide, behind atomics and config_lock. */
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
 #ifdef Py_mod_gil
@@ -696,8 +787,25 @@ static struct PyModuleDef module_def = {
     .m_slots = slots,
 };
 
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+
+/* Once per process, before any Python can configure anything. */
+static void
+first_load(void)
+{
+    const char *reason;
+#ifndef __APPLE__
+    single_threaded = dlsym(RTLD_DEFAULT, "__libc_single_threaded");
+#endif
+    if ((reason = restricted_at_load()) != NULL) {
+        restricted_reason = reason;
+        atomic_store(&restricted, 1);
+    }
+}
+
 PyMODINIT_FUNC
 PyInit__objcprefork(void)
 {
+    pthread_once(&load_once, first_load);
     return PyModuleDef_Init(&module_def);
 }

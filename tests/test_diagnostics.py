@@ -147,6 +147,7 @@ def test_scan_finds_non_trivial_classes_and_initializes_nothing(run_python):
     [(image, classes)] = run.facts["found"].items()
     assert image.endswith("libfixtures.so")
     assert classes == [["FXAlpha", "FXAlpha"], ["FXBase", "FXBase"], ["FXBeta", "FXBeta"],
+                       ["FXDlopen", "FXDlopen"], ["FXForks", "FXForks"],
                        ["FXGamma", "FXGamma"], ["FXSub", "FXBase"]]
     assert run.facts["runs"] == 0 and run.facts["child"] == "SIGABRT"
 

@@ -80,18 +80,24 @@ def test_uninstall_brings_the_crash_back(run_python):
     assert_apple_message(run.stderr, "FXLate")
 
 
-def test_library_loaded_after_install_is_covered_at_next_fork(run_python):
-    run = run_python("""
+@pytest.mark.parametrize("fork_from, in_fork", [("python", 0), ("c", 1)])
+def test_library_loaded_after_install_is_covered_at_next_fork(run_python, fork_from, in_fork):
+    # A fork from Python forces the new class in the before-fork hook, outside
+    # the fork; a fork from a C thread leaves it to the prepare handler.
+    run = run_python(f"""
         load(); import objcprefork
         before = objcprefork.install(["FXLate"], defaults=False); make_threaded()
         late = load_late()
-        child = fork_and(lambda: late.fx_late_touch())
+        if "{fork_from}" == "python":
+            child = fork_and(lambda: late.fx_late_touch())
+        else:
+            child = describe(fx.fx_fork_from_c_thread(b"FXLate"))
         after = objcprefork.status()
         report(before=before.classes[0].state, child=child, after=after.classes[0].state,
                forced_in_fork=after.forced_in_fork)
     """)
     assert run.facts == {"before": "not loaded", "child": "exit 0",
-                         "after": "initialized", "forced_in_fork": 1}
+                         "after": "initialized", "forced_in_fork": in_fork}
 
 
 def test_grandchildren(run_python):

@@ -108,3 +108,56 @@ fx_fork_from_c_thread(const char *name)
     pthread_join(thread, &status);
     return (int)(long)status;
 }
+
+/* +initialize methods that do what the reference warns about (part 4): load a
+   library, fork. objcprefork forces them outside any fork lock. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+@interface FXDlopen : FXRoot @end
+@implementation FXDlopen
++ (void)initialize
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/liblate.so", getenv("OBJCPREFORK_FIXTURES"));
+    if (dlopen(path, RTLD_NOW | RTLD_LOCAL) == NULL)
+        abort();
+    fx_record(self);
+}
+@end
+
+@interface FXForks : FXRoot @end
+@implementation FXForks
++ (void)initialize
+{
+    int status = -1;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
+        abort();
+    fx_record(self);
+}
+@end
+
+static void
+created_initialize(id self, SEL _cmd)
+{
+    (void)_cmd;
+    fx_record((Class)self);
+}
+
+/* Creates and registers, at run time, a subclass of FXRoot with its own
+   +initialize (objc_allocateClassPair: a class no image brings). 0 or -1. */
+int
+fx_create_class(const char *name)
+{
+    Class cls = objc_allocateClassPair(objc_lookUpClass("FXRoot"), name, 0);
+    if (cls == Nil)
+        return -1;
+    class_addMethod(object_getClass((id)cls), sel_registerName("initialize"),
+                    (IMP)created_initialize, "v@:");
+    objc_registerClassPair(cls);
+    return 0;
+}

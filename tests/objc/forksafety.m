@@ -11,8 +11,13 @@
    - in such a child every non-trivial +initialize that has not run yet (its
      own, or inherited from a non-root class) prints Apple's two lines and
      aborts; root classes and classes whose +initialize is the root's never do;
-   - OBJC_DISABLE_INITIALIZE_FORK_SAFETY is read once, at load, with Apple's
-     accepted values, and ignored in a setuid/setgid (secure) process.
+   - OBJC_DISABLE_INITIALIZE_FORK_SAFETY is read once, at load, with the
+     values of objc4 876+ or, with FORKSAFETY_OBJC4 below 876, of older objc4,
+     and ignored in a set-id (AT_SECURE) process;
+   - handler order: objc samples after every client prepare handler and runs
+     its child handler first. pthread_atfork runs prepare handlers in reverse
+     order of registration and child handlers in order, so this library must
+     be loaded before objcprefork registers its handlers (forkprobe.load()).
 
    GCC's runtime calls +initialize only for classes not yet initialized, so
    replacing +initialize of every non-trivial class in the child makes exactly
@@ -20,6 +25,7 @@
 #define _GNU_SOURCE /* secure_getenv */
 #include <objc/runtime.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +62,26 @@ refuse_initialize(id self, SEL _cmd)
     abort();
 }
 
+static IMP
+class_initialize_imp(Class cls)
+{
+    Method m = class_getClassMethod(cls, sel_registerName("initialize"));
+    return m ? method_getImplementation(m) : NULL;
+}
+
+/* objc4's classHasTrivialInitialize (objc-initialize.mm): a root class, or
+   one whose resolved +initialize is nil or pointer-equal to the root's. */
+static int
+has_trivial_initialize(Class cls)
+{
+    Class root = cls;
+    IMP imp;
+    while (class_getSuperclass(root) != Nil)
+        root = class_getSuperclass(root);
+    imp = class_initialize_imp(cls);
+    return root == cls || imp == NULL || imp == class_initialize_imp(root);
+}
+
 static int
 defines_class_initialize(Class cls)
 {
@@ -66,18 +92,6 @@ defines_class_initialize(Class cls)
         found = strcmp(sel_getName(method_getName(methods[i])), "initialize") == 0;
     free(methods);
     return found;
-}
-
-/* Apple's classHasTrivialInitialize: a root class, or one whose resolved
-   +initialize is absent or the root's. */
-static int
-has_trivial_initialize(Class cls)
-{
-    Class c;
-    for (c = cls; c != Nil; c = class_getSuperclass(c))
-        if (defines_class_initialize(c))
-            return class_getSuperclass(c) == Nil;
-    return 1;
 }
 
 static void
@@ -159,13 +173,20 @@ child(void)
         arm_all_classes();
 }
 
+/* objc-env.h, by objc4 version: up to 866.9 only the exact "YES" (strcmp);
+   from 876 these words in any case, or "1" (the fault values parse to "not
+   off", which _objc_atfork_child treats as disabled). FORKSAFETY_OBJC4, read
+   with the variable, picks the version to follow: below 876 is strict. */
 static int
-is_apple_yes(const char *value)
+is_apple_yes(const char *value, int strict)
 {
-    static const char *const yes[] = {"YES", "WARN", "TRUE", "ON", "Y"};
+    static const char *const yes[] = {"YES", "WARN", "TRUE", "ON", "Y", "FATAL", "HALT",
+                                      "FAULT", "STOCHASTIC-FAULT", "STOCHASTICFAULT"};
     size_t i;
     if (value == NULL)
         return 0;
+    if (strict)
+        return strcmp(value, "YES") == 0;
     if (strcmp(value, "1") == 0)
         return 1;
     for (i = 0; i < sizeof yes / sizeof yes[0]; i++)
@@ -174,10 +195,14 @@ is_apple_yes(const char *value)
     return 0;
 }
 
+/* Read once, as objc's environ_init does during _objc_init; secure_getenv
+   ignores the environment in set-id (AT_SECURE) processes, like issetugid. */
 __attribute__((constructor)) static void
 load(void)
 {
-    enforcement_disabled = is_apple_yes(secure_getenv("OBJC_DISABLE_INITIALIZE_FORK_SAFETY"));
+    const char *version = secure_getenv("FORKSAFETY_OBJC4");
+    int strict = version != NULL && atof(version) < 876;
+    enforcement_disabled = is_apple_yes(secure_getenv("OBJC_DISABLE_INITIALIZE_FORK_SAFETY"), strict);
     pthread_atfork(prepare, NULL, child);
 }
 

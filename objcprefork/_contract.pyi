@@ -1,0 +1,34 @@
+# The one contract between the native core (src/_objcprefork.c) and Python.
+# Stub only: never imported at run time. Both cores are checked against Core by
+# mypy --strict (objcprefork/_native.py), and tests/test_api.py checks that the
+# keys and states the C code produces are exactly these.
+from typing import Literal, Protocol, TypedDict
+
+ClassState = Literal["pending", "initialized", "not loaded", "blocked"]
+
+class Snapshot(TypedDict):
+    enabled: bool
+    restricted: str | None  # why this process may not start a +initialize, or None
+    runtime: str | None
+    runtime_missing: str | None
+    forcing_call: str | None  # the runtime function that runs +initialize
+    classes: dict[str, ClassState]  # in list order
+    forks: int
+    forced_in_fork: int
+    handler_last_ns: int
+    handler_max_ns: int
+
+class InspectRow(TypedDict):
+    name: str
+    image: str | None
+    trivial: bool
+    initializer: str | None  # the class whose +initialize runs for it
+
+class Core(Protocol):
+    @property
+    def STATES(self) -> tuple[ClassState, ...]: ...
+    def set_table(self, names: tuple[str, ...], append: bool = False, /) -> None: ...
+    def set_enabled(self, flag: bool, /) -> bool: ...
+    def force(self) -> int: ...
+    def snapshot(self) -> Snapshot: ...
+    def inspect(self, names: tuple[str, ...] | None, /) -> list[InspectRow]: ...
