@@ -81,14 +81,18 @@ test-cpython-fork: objc-deps $(VENV)/.installed
 docs: $(VENV)/.installed
 	cd docs && ../$(PY) -c "from objcprefork._defaults import markdown; print(markdown(), end='')" > classes.md
 
-# Installs gobjc and libgnustep-base-dev when they are missing and we may.
+# Installs what the real-runtime tests build with when missing and we may:
+# GCC's Objective-C compiler (gobjc), GNUstep Foundation, and clang, cmake,
+# ninja and robin-map for GNUstep's libobjc2 (built from ../shared/vendor).
+OBJC_PACKAGES := gobjc libgnustep-base-dev clang cmake ninja-build robin-map-dev
 objc-deps:
 	@if echo "int main(void){return 0;}" | gcc -x objective-c -o /dev/null - -lobjc 2>/dev/null \
-	   && /sbin/ldconfig -p | grep -q libgnustep-base; then :; \
+	   && /sbin/ldconfig -p | grep -q libgnustep-base && command -v clang >/dev/null \
+	   && test -f /usr/include/tsl/robin_map.h && command -v ninja >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	   echo "installing GCC's Objective-C compiler and GNUstep Foundation with apt-get"; \
-	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gobjc libgnustep-base-dev >/dev/null; \
-	else echo "note: gobjc or libgnustep-base-dev missing and apt-get not usable here; the real-runtime tests will skip"; fi
+	   echo "installing $(OBJC_PACKAGES) with apt-get"; \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(OBJC_PACKAGES) >/dev/null; \
+	else echo "note: some of $(OBJC_PACKAGES) missing and apt-get not usable here; the real-runtime tests will skip"; fi
 
 $(VENV)/.installed: $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

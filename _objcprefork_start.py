@@ -10,6 +10,9 @@ import sys
 
 
 def activate(how: str = "start") -> None:
+    # Tells a later fork child from this process (see restricted_at_load in
+    # src/_objcprefork.c); the .pth line records it too.
+    sys.__dict__.setdefault("_objcprefork_start_pid", os.getpid())
     if sys.flags.ignore_environment:
         return
     if os.environ.get("OBJCPREFORK", "").strip().lower() in ("1", "yes", "true", "on"):

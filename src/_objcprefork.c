@@ -46,6 +46,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,26 +321,59 @@ register_handlers(void)
     register_error = pthread_atfork(prepare, NULL, after_fork_child);
 }
 
+#ifndef __APPLE__
+/* Threads alive now: field 20 of /proc/self/stat; 0 if unknown. */
+static long
+live_threads(void)
+{
+    char buffer[1024], *p;
+    long threads = 0;
+    int field;
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buffer, 1, sizeof buffer - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buffer[n] = '\0';
+    if (!(p = strrchr(buffer, ')')))
+        return 0;
+    for (field = 2; field < 20 && (p = strchr(p + 1, ' ')) != NULL; field++)
+        ;
+    if (p)
+        threads = strtol(p + 1, NULL, 10);
+    return threads;
+}
+#endif
+
 /* Evidence, for a module first loaded after a fork, that objc may already
-   have restricted this process; NULL when there is none. */
+   have restricted this process; NULL when there is none. start_pid: the pid
+   objcprefork's start-up line recorded in this interpreter, or 0. */
 static const char *
-restricted_at_load(void)
+restricted_at_load(long start_pid)
 {
 #ifdef __APPLE__
     /* XNU's fork never copies P_EXEC (kern_fork.c), which proc_info.c reports
        as PROC_FLAG_EXEC: without it, this process forked and has not exec'd
        since, and whether its parent was threaded is unknown. */
     struct proc_bsdinfo info;
+    (void)start_pid;
     if (proc_pidinfo(getpid(), PROC_PIDTBSDINFO, 0, &info, sizeof info) != (int)sizeof info)
         return "it cannot tell whether this process is a fork child (proc_pidinfo failed)";
     if (!(info.pbi_flags & PROC_FLAG_EXEC))
         return "loaded in a fork child that has not exec'd, whose parent may have been threaded";
     return NULL;
 #else
-    /* glibc cannot tell a fork child of a threaded parent from a process that
-       ran threads itself: both have the flag at 0. Doubt means restricted. */
-    if (single_threaded && *single_threaded == 0)
-        return "loaded after this process (or the parent it forked from) was threaded";
+    /* glibc keeps its flag at 0 in the fork child of a threaded parent, and
+       also in a process that ran threads itself. A pid recorded at start-up
+       tells the two apart; without one, a threaded process with a single
+       thread left may be such a child: doubt means restricted. */
+    if (!single_threaded || *single_threaded)
+        return NULL; /* never threaded, or no flag to read (musl) */
+    if (start_pid > 0)
+        return start_pid == (long)getpid() ? NULL
+                                           : "loaded in a fork child of a threaded process";
+    if (live_threads() == 1)
+        return "loaded in a once-threaded process with one thread left, which may be the "
+               "fork child of a threaded parent (no start-up record tells)";
     return NULL;
 #endif
 }
@@ -756,9 +790,32 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* Once per process, before any Python can configure anything. */
+static void
+first_load(long start_pid)
+{
+    const char *reason;
+#ifndef __APPLE__
+    single_threaded = dlsym(RTLD_DEFAULT, "__libc_single_threaded");
+#endif
+    if ((reason = restricted_at_load(start_pid)) != NULL) {
+        restricted_reason = reason;
+        atomic_store(&restricted, 1);
+    }
+}
+
+static atomic_int loaded;
+
 static int
 module_exec(PyObject *module)
 {
+    if (!atomic_exchange(&loaded, 1)) { /* the first interpreter to load it */
+        PyObject *pid = PySys_GetObject("_objcprefork_start_pid"); /* borrowed */
+        long start_pid = pid && PyLong_Check(pid) ? PyLong_AsLong(pid) : 0;
+        if (start_pid == -1 && PyErr_Occurred())
+            PyErr_Clear();
+        first_load(start_pid);
+    }
     PyObject *states = Py_BuildValue("(ssss)", state_names[0], state_names[1], state_names[2],
                                      state_names[3]);
     int result = states ? PyModule_AddObjectRef(module, "STATES", states) : -1;
@@ -787,25 +844,8 @@ static struct PyModuleDef module_def = {
     .m_slots = slots,
 };
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-
-/* Once per process, before any Python can configure anything. */
-static void
-first_load(void)
-{
-    const char *reason;
-#ifndef __APPLE__
-    single_threaded = dlsym(RTLD_DEFAULT, "__libc_single_threaded");
-#endif
-    if ((reason = restricted_at_load()) != NULL) {
-        restricted_reason = reason;
-        atomic_store(&restricted, 1);
-    }
-}
-
 PyMODINIT_FUNC
 PyInit__objcprefork(void)
 {
-    pthread_once(&load_once, first_load);
     return PyModuleDef_Init(&module_def);
 }

@@ -25,7 +25,7 @@ FIXTURES_DIR = Path("/nonexistent")  # set once the fixtures are built
 sys.path.insert(0, str(TESTS / "objc"))
 from envs import Venv, build_wheel, make_venv  # noqa: E402
 
-from build import FixtureBuildError, build  # noqa: E402
+from build import FixtureBuildError, build, build_libobjc2  # noqa: E402
 
 
 def missing(what: str, requirement: str = "OBJCPREFORK_REQUIRE_OBJC") -> None:
@@ -55,6 +55,18 @@ def gnustep(fixtures: Path) -> str:
         missing("GNUstep Foundation is not installed (apt-get install libgnustep-base-dev)",
                 "OBJCPREFORK_REQUIRE_GNUSTEP")
     return library
+
+
+@pytest.fixture(scope="session")
+def libobjc2(fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(runtime, fixtures) built against GNUstep's libobjc2 from its vendored source."""
+    tarball = os.environ.get("OBJCPREFORK_LIBOBJC2_TARBALL")
+    try:
+        return build_libobjc2(tmp_path_factory.mktemp("libobjc2"),
+                              Path(tarball) if tarball else None)
+    except FixtureBuildError as exc:
+        missing(str(exc), "OBJCPREFORK_REQUIRE_LIBOBJC2")
+        raise
 
 
 @dataclass
@@ -104,8 +116,15 @@ def run_python(run_command, fixtures):
     """Run a scenario (code using forkprobe) in a fresh interpreter."""
 
     def run(code: str, *, python: object = sys.executable, args: tuple[str, ...] = (),
-            env: dict[str, str] | None = None, check: bool = True) -> Run:
-        script = "from forkprobe import *\n" + textwrap.dedent(code)
+            env: dict[str, str] | None = None, check: bool = True,
+            watchdog: int | None = None) -> Run:
+        """watchdog: seconds after which the scenario dumps its threads and
+        exits (a deadlock fails the test instead of hanging CI)."""
+        script = "from forkprobe import *\n"
+        if watchdog:
+            script += ("import faulthandler\n"
+                       f"faulthandler.dump_traceback_later({watchdog}, exit=True)\n")
+        script += textwrap.dedent(code)
         return run_command([python, *args, "-c", script], env=env, check=check)
 
     return run

@@ -17,7 +17,7 @@ import objcprefork
 from objcprefork._config import Config, append_classes, read_file
 from objcprefork._crashlog import read_report
 from objcprefork._defaults import markdown
-from objcprefork._doctor import apple_accepts, macho_sdk
+from objcprefork._doctor import accepted_where, apple_accepts, macho_sdk, read_macho
 
 SAMPLES = Path(__file__).parent / "samples"
 REPO = Path(__file__).parent.parent
@@ -191,11 +191,18 @@ def version_min(sdk: tuple[int, int]) -> bytes:
     return struct.pack("<IIII", 0x24, 16, (10 << 16) | (9 << 8), (sdk[0] << 16) | (sdk[1] << 8))
 
 
+def segment(segname: bytes, *sections: bytes) -> bytes:
+    head = struct.pack("<II16sQQQQiiII", 0x19, 72 + 80 * len(sections), segname, 0, 0, 0, 0,
+                       3, 3, len(sections), 0)
+    return head + b"".join(struct.pack("<16s16sQQIIIIIIII", name, segname, 0, 0, 0, 0, 0, 0,
+                                       0, 0, 0, 0) for name in sections)
+
+
 def test_macho_sdk():
-    segment = struct.pack("<II", 0x19, 72) + b"\0" * 64  # LC_SEGMENT_64, skipped
-    assert macho_sdk(macho([segment, build_version((14, 2))])) == (14, 2)
+    empty = segment(b"__TEXT")
+    assert macho_sdk(macho([empty, build_version((14, 2))])) == (14, 2)
     assert macho_sdk(macho([version_min((10, 12))])) == (10, 12)
-    assert macho_sdk(macho([segment])) is None
+    assert macho_sdk(macho([empty])) is None
     thin = macho([build_version((15, 0))])
     fat = struct.pack(">IIiiIII", 0xCAFEBABE, 1, 0x0100000C, 0, 28, len(thin), 0) + thin
     assert macho_sdk(fat, "arm64") == (15, 0) and macho_sdk(fat, "x86_64") is None
@@ -203,12 +210,57 @@ def test_macho_sdk():
     assert macho_sdk(macho([build_version((14, 2))])[:40]) is None
 
 
-@pytest.mark.parametrize("value, accepted", [
-    ("YES", True), ("yes", True), ("1", True), ("Y", True), ("warn", True), ("On", True),
-    ("true", True), ("0", False), ("NO", False), ("01", False), ("", False), (None, False),
+def test_macho_sdk_zero_means_minos():
+    # dyld: LC_VERSION_MIN_MACOSX with sdk 0 stands for its minos (10.9 here).
+    zero = struct.pack("<IIII", 0x24, 16, (10 << 16) | (9 << 8), 0)
+    assert macho_sdk(macho([zero])) == (10, 9)
+
+
+def test_macho_fat_64():
+    thin = macho([build_version((13, 1))])
+    fat = struct.pack(">IIiiQQII", 0xCAFEBABF, 1, 0x01000007, 3, 40, len(thin), 0, 0) + thin
+    assert macho_sdk(fat, "x86_64") == (13, 1) and macho_sdk(fat, "arm64") is None
+
+
+def test_macho_objc_fork_ok_needs_imageinfo_too():
+    fork_ok = segment(b"__DATA", b"__objc_fork_ok", b"__objc_imageinfo")
+    assert read_macho(macho([fork_ok, build_version((14, 0))])).fork_ok is True
+    alone = segment(b"__DATA", b"__objc_fork_ok")
+    assert read_macho(macho([alone, build_version((14, 0))])).fork_ok is False
+    elsewhere = segment(b"__TEXT", b"__objc_fork_ok", b"__objc_imageinfo")
+    assert read_macho(macho([elsewhere])).fork_ok is False
+
+
+def test_doctor_sees_objc_fork_ok_in_the_main_executable(monkeypatch, tmp_path):
+    from objcprefork import _doctor
+
+    image = tmp_path / "python"
+    image.write_bytes(macho([segment(b"__DATA", b"__objc_fork_ok", b"__objc_imageinfo"),
+                             build_version((14, 0))]))
+    monkeypatch.setattr(_doctor.sys, "platform", "darwin")
+    monkeypatch.setattr(_doctor.platform, "mac_ver", lambda: ("14.5", ("", "", ""), "arm64"))
+    monkeypatch.setattr(_doctor.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(_doctor, "main_executable", lambda: str(image))
+    monkeypatch.setattr(_doctor, "ever_threaded", lambda: True)
+    monkeypatch.delenv("OBJC_DISABLE_INITIALIZE_FORK_SAFETY", raising=False)
+    applies, facts = _doctor.enforcement()
+    assert applies is False
+    assert any("__objc_fork_ok" in fact for fact in facts), facts
+
+
+@pytest.mark.parametrize("value, strict, lenient, where", [
+    ("YES", True, True, "every macOS"), ("yes", False, True, "only from objc4-876"),
+    ("1", False, True, "only from"), ("Y", False, True, "only from"),
+    ("warn", False, True, "only from"), ("On", False, True, "only from"),
+    ("true", False, True, "only from"), ("fault", False, True, "only from"),
+    ("0", False, False, "no macOS"), ("NO", False, False, "no macOS"),
+    ("01", False, False, "no macOS"), ("", False, False, "no macOS"),
 ])
-def test_apple_accepted_values(value, accepted):
-    assert apple_accepts(value) is accepted
+def test_apple_accepted_values(value, strict, lenient, where):
+    assert apple_accepts(value, strict=True) is strict
+    assert apple_accepts(value) is lenient
+    assert where in accepted_where(value)
+    assert apple_accepts(None) is False
 
 
 def test_doctor_reports_classes_images_and_verdict(run_python):

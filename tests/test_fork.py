@@ -162,16 +162,20 @@ def test_single_threaded_parent_is_unrestricted(run_python):
     assert run.facts == {"child": "exit 0"}
 
 
-@pytest.mark.parametrize("value, enforced", [
-    ("YES", False), ("yes", False), ("1", False), ("TRUE", False), ("on", False),
-    ("Y", False), ("WARN", False), ("0", True), ("NO", True), ("2", True), ("", True),
-    ("01", True),
+# objc4 876+ (2023 onwards) and objc4 up to 866.9 (only the exact YES).
+@pytest.mark.parametrize("value, new, old", [
+    ("YES", False, False), ("yes", False, True), ("1", False, True), ("TRUE", False, True),
+    ("on", False, True), ("Y", False, True), ("WARN", False, True), ("fault", False, True),
+    ("stochasticFault", False, True), ("0", True, True), ("NO", True, True),
+    ("2", True, True), ("", True, True), ("01", True, True), ("YES ", True, True),
 ])
-def test_apple_environment_switch(run_python, value, enforced):
+@pytest.mark.parametrize("objc4", ["951.1", "866.9"])
+def test_apple_environment_switch(run_python, value, new, old, objc4):
     run = run_python("""
         load(); make_threaded()
         report(child=fork_touching("FXAlpha"))
-    """, env={"OBJC_DISABLE_INITIALIZE_FORK_SAFETY": value})
+    """, env={"OBJC_DISABLE_INITIALIZE_FORK_SAFETY": value, "FORKSAFETY_OBJC4": objc4})
+    enforced = new if objc4 == "951.1" else old
     assert run.facts == {"child": "SIGABRT" if enforced else "exit 0"}
 
 

@@ -62,6 +62,45 @@ def build(outdir: Path) -> dict[str, Path]:
     return built
 
 
+VENDORED_LIBOBJC2 = HERE.parents[2] / "shared" / "vendor"  # ../shared/vendor of the checkout
+
+
+def build_libobjc2(outdir: Path, tarball: Path | None = None) -> tuple[Path, Path]:
+    """Build GNUstep's libobjc2 from its source tarball (about 10 s), then the
+    fixtures against it with clang; return (runtime, fixtures) paths."""
+    if tarball is None:
+        found = sorted(VENDORED_LIBOBJC2.glob("libobjc2-*.tar.gz"))
+        if not found:
+            raise FixtureBuildError(f"no libobjc2-*.tar.gz in {VENDORED_LIBOBJC2.resolve()} "
+                                    "(set OBJCPREFORK_LIBOBJC2_TARBALL)")
+        tarball = found[-1]
+    for tool in ("cmake", "ninja", "clang", "clang++"):
+        if shutil.which(tool) is None:
+            raise FixtureBuildError(f"building libobjc2 needs {tool} (apt-get install cmake "
+                                    "ninja-build clang robin-map-dev)")
+    source, build_dir, prefix = outdir / "src", outdir / "build", outdir / "prefix"
+    source.mkdir(parents=True, exist_ok=True)
+    steps = [
+        ["tar", "-xzf", str(tarball), "-C", str(source), "--strip-components=1"],
+        # GNUSTEP_INSTALL_TYPE=NONE: otherwise the install ignores the prefix.
+        ["cmake", "-S", str(source), "-B", str(build_dir), "-G", "Ninja",
+         "-DCMAKE_BUILD_TYPE=Release", "-DTESTS=OFF", "-DGNUSTEP_INSTALL_TYPE=NONE",
+         "-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++",
+         f"-DCMAKE_INSTALL_PREFIX={prefix}"],
+        ["ninja", "-C", str(build_dir), "install"],
+        ["clang", "-x", "objective-c", "-fobjc-runtime=gnustep-2.0", "-shared", "-fPIC", "-O1",
+         "-Wall", "-Werror", f"-I{prefix}/include", "-o", str(outdir / "libfixtures2.so"),
+         str(HERE / "fixtures.m"), f"-L{prefix}/lib", "-lobjc", f"-Wl,-rpath,{prefix}/lib"],
+    ]
+    for cmd in steps:
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise FixtureBuildError(f"libobjc2: {' '.join(cmd[:3])} failed:\n"
+                                    f"{(result.stdout + result.stderr)[-3000:]}")
+    runtime = next((prefix / "lib").glob("libobjc.so.4.*"))
+    return runtime, outdir / "libfixtures2.so"
+
+
 if __name__ == "__main__":
     import sys
     import tempfile

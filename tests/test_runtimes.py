@@ -1,0 +1,43 @@
+"""Every runtime the README names really forces: +initialize is seen to run (a
+counter its +initialize bumps, read without messaging the class) in the parent
+after install() and in a child before it touches the class."""
+
+from __future__ import annotations
+
+import pytest
+
+SCENARIO = """
+    import objcprefork
+    RUNTIME
+    st = objcprefork.install(["FXAlpha", "FXSub"], defaults=False)
+    counts = {n: fx2.fx_initialize_count(n.encode()) for n in ("FXAlpha", "FXBase", "FXSub")}
+    make_threaded()
+    def child():  # reads the counter before anything messages the class
+        os._exit(10 + fx2.fx_initialize_count(b"FXAlpha"))
+    report(runtime=st.runtime, call=st.forcing_call, counts=counts,
+           states=[c.state for c in st.classes], child=fork_and(child),
+           c_thread=describe(fx2.fx_fork_from_c_thread(b"FXSub")),
+           untouched=fx2.fx_initialize_count(b"FXGamma"))
+"""
+
+
+def test_gcc_libobjc(run_python):
+    facts = run_python(SCENARIO.replace("RUNTIME", "load(); fx2 = fx")).facts
+    assert facts.pop("runtime").endswith("libobjc.so.4")
+    assert facts == {"call": "class_getMethodImplementation",
+                         "counts": {"FXAlpha": 1, "FXBase": 1, "FXSub": 1},
+                         "states": ["initialized", "initialized"], "child": "exit 11",
+                         "c_thread": "exit 0", "untouched": 0}
+
+
+def test_gnustep_libobjc2(run_python, libobjc2):
+    runtime, fixtures = libobjc2
+    facts = run_python(SCENARIO.replace(
+        "RUNTIME", f"ctypes.CDLL({str(runtime)!r}); fx2 = ctypes.CDLL({str(fixtures)!r})")).facts
+    assert facts.pop("runtime") == str(runtime.resolve())
+    # class_getMethodImplementation forces nothing there (sendmsg2.c): the
+    # counts prove objc_send_initialize is the call used.
+    assert facts == {"call": "objc_send_initialize",
+                         "counts": {"FXAlpha": 1, "FXBase": 1, "FXSub": 1},
+                         "states": ["initialized", "initialized"], "child": "exit 11",
+                         "c_thread": "exit 0", "untouched": 0}
