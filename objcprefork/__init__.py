@@ -166,7 +166,7 @@ def __getattr__(name: str) -> object:
     if name == "ClassState":  # a type; at run time, the Literal of the states
         from typing import Literal
 
-        return Literal[core.STATES]  # type: ignore[valid-type]
+        return Literal[core.STATES]
     if name in ("ClassStatus", "Status"):
         from . import _status
 

@@ -202,7 +202,8 @@ def enforcement() -> tuple[bool | str, list[str]]:
 def collect() -> dict[str, Any]:
     """Everything doctor reports, as plain data (what --json prints)."""
     status = objcprefork.status()
-    images = {row["name"]: row["image"] for row in core.inspect(tuple(c.name for c in status.classes))}
+    rows = core.inspect(tuple(c.name for c in status.classes))
+    images = {row["name"]: row["image"] for row in rows}
     applies, facts = enforcement()
     problems = []
     if applies is not False:

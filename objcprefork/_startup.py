@@ -34,7 +34,8 @@ def activate(how: str = "pth") -> None:
                     load_frameworks([framework])
                 except ValueError as exc:
                     warn(f"{exc}; ignored")
-        from . import _install, core
+        from . import _install
+        from ._native import core
 
         _install(config.class_list())
         snap = core.snapshot()

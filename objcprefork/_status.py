@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 class _Frozen:
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is read-only")
@@ -18,7 +18,7 @@ class _Frozen:
         return tuple(getattr(self, name) for name in self.__slots__)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._fields() == other._fields()  # type: ignore[attr-defined]
+        return isinstance(other, type(self)) and self._fields() == other._fields()
 
     def __hash__(self) -> int:
         return hash(self._fields())
@@ -60,8 +60,18 @@ class Status(_Frozen):
     time it took in the forks where it had work.
     """
 
-    __slots__ = ("installed", "restricted", "runtime", "runtime_missing", "forcing_call",
-                 "classes", "forks", "forced_in_fork", "handler_last_ns", "handler_max_ns")
+    __slots__ = (
+        "classes",
+        "forced_in_fork",
+        "forcing_call",
+        "forks",
+        "handler_last_ns",
+        "handler_max_ns",
+        "installed",
+        "restricted",
+        "runtime",
+        "runtime_missing",
+    )
     installed: bool
     restricted: str | None
     runtime: str | None
@@ -95,8 +105,9 @@ class Status(_Frozen):
         ]
         if self.restricted:
             lines.append(f"restricted: {self.restricted}; no new +initialize is started here")
-        for state in ("initialized", "pending", "blocked", "not loaded"):
-            names = self.names(state)  # type: ignore[arg-type]
+        order: tuple[ClassState, ...] = ("initialized", "pending", "blocked", "not loaded")
+        for state in order:
+            names = self.names(state)
             if names:
                 lines.append(f"{state} ({len(names)}): {', '.join(names)}")
         if not self.classes:

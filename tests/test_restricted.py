@@ -5,9 +5,7 @@ processes against GCC's libobjc and the emulation of Apple's check."""
 from __future__ import annotations
 
 import pytest
-
 from test_fork import assert_apple_message
-
 
 # How the restricted child forks again: os.fork, multiprocessing, subprocess.
 FORK_AGAIN = {

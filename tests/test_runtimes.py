@@ -4,8 +4,6 @@ after install() and in a child before it touches the class."""
 
 from __future__ import annotations
 
-import pytest
-
 SCENARIO = """
     import objcprefork
     RUNTIME

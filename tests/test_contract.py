@@ -1,0 +1,60 @@
+"""The one contract between C and Python (objcprefork/_contract.pyi): what the
+native core and the inert core produce has exactly the names it declares."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from objcprefork._native import InertCore
+
+CONTRACT = Path(__file__).resolve().parent.parent / "objcprefork" / "_contract.pyi"
+
+
+def declared() -> dict[str, object]:
+    """TypedDict keys and the ClassState literal, read from the stub."""
+    found: dict[str, object] = {}
+    for node in ast.parse(CONTRACT.read_text()).body:
+        if isinstance(node, ast.ClassDef) and node.name in ("Snapshot", "InspectRow"):
+            found[node.name] = sorted(item.target.id for item in node.body
+                                      if isinstance(item, ast.AnnAssign))
+        elif isinstance(node, ast.Assign) and node.targets[0].id == "ClassState":
+            found["ClassState"] = tuple(ast.literal_eval(node.value.slice))
+    return found
+
+
+def test_the_stub_declares_what_the_tests_check():
+    names = declared()
+    assert set(names) == {"Snapshot", "InspectRow", "ClassState"}
+    assert "classes" in names["Snapshot"] and "trivial" in names["InspectRow"]
+
+
+def test_native_core_produces_exactly_the_contract(run_python):
+    run = run_python("""
+        load(); from objcprefork._native import core
+        core.set_table(("FXAlpha", "FXMissing"))
+        snap = core.snapshot()
+        report(states=list(core.STATES), snapshot=sorted(snap),
+               class_states=sorted(set(snap["classes"].values())),
+               rows=[sorted(row) for row in core.inspect(("FXAlpha", "FXSub"))],
+               every=len(core.inspect(None)) > 5)
+    """)
+    names = declared()
+    assert tuple(run.facts["states"]) == names["ClassState"]
+    assert run.facts["snapshot"] == names["Snapshot"]
+    assert set(run.facts["class_states"]) <= set(names["ClassState"])
+    assert run.facts["rows"] == [names["InspectRow"]] * 2
+    assert run.facts["every"] is True
+
+
+def test_inert_core_produces_exactly_the_contract():
+    inert = InertCore("for the test")
+    inert.set_table(("A", "B"))
+    inert.set_table(("B", "C"), True)
+    names = declared()
+    assert names["ClassState"] == inert.STATES
+    snap = inert.snapshot()
+    assert sorted(snap) == names["Snapshot"]
+    assert list(snap["classes"]) == ["A", "B", "C"]
+    assert snap["enabled"] is False and inert.set_enabled(True) is False
+    assert snap["runtime_missing"] == "for the test"
