@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 TRUE_FOR_APPLE = "YES"
+MAX_LEARNT = 256  # classes one --learn run may add
+RUNTIME_LINE = re.compile(rb"objc\[\d+\]: ")
 
 
 def bootstrap_dir() -> str:
@@ -28,8 +31,9 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
             part for part in (environ.get("OBJCPREFORK_CLASSES", "").strip(), args.classes) if part)
     if args.config:
         path = os.path.abspath(args.config)
-        read_file(path, Config())  # refuse a bad file now, not in every child
-        env["OBJCPREFORK_CONFIG"] = path
+        if not (args.learn and not os.path.exists(path)):  # --learn may create it
+            read_file(path, Config())  # refuse a bad file now, not in every child
+            env["OBJCPREFORK_CONFIG"] = path
     if args.no_defaults:
         env["OBJCPREFORK_DEFAULTS"] = "0"
     if args.disable_fork_safety:
@@ -40,10 +44,11 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
 
 
 def config_target(args: argparse.Namespace) -> str:
-    """The file --learn and --append write: --config FILE, else the user's."""
-    from ._config import user_config_path
+    """The file --learn and --append write: --config FILE, else the file the
+    configuration is read from (OBJCPREFORK_CONFIG, else the user's)."""
+    from ._config import active_config_path
 
-    return os.path.abspath(args.config) if args.config else user_config_path(os.environ)
+    return os.path.abspath(args.config) if args.config else active_config_path(os.environ)
 
 
 def record(path: str, classes: tuple[str, ...], command: str) -> int:
@@ -52,8 +57,12 @@ def record(path: str, classes: tuple[str, ...], command: str) -> int:
 
     try:
         added = append_classes(path, classes)
-    except (ConfigError, OSError) as exc:
+    except ConfigError as exc:
         print(f"objcprefork {command}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"objcprefork {command}: cannot write {path}: {exc.strerror or exc}; "
+              "it is unchanged", file=sys.stderr)
         return 1
     kept = [c for c in classes if c not in added]
     if added:
@@ -69,8 +78,6 @@ def command_run(args: argparse.Namespace) -> int:
         print("objcprefork run: no command given (objcprefork run [options] -- CMD ARGS...)",
               file=sys.stderr)
         return 2
-    if args.learn and args.config and not os.path.exists(args.config):
-        open(args.config, "a").close()  # --learn creates the file it will write
     try:
         env = launcher_environment(args, dict(os.environ))
     except ValueError as exc:
@@ -105,7 +112,10 @@ def learn(command: list[str], env: dict[str, str], config: str) -> int:
     for line in iter(child.stderr.readline, b""):
         sys.stderr.buffer.write(line)
         sys.stderr.buffer.flush()
-        seen.update(dict.fromkeys(read_report(line).classes))
+        # Only the runtime's own lines ("objc[PID]: ..."), never a log line
+        # that quotes one; and at most MAX_LEARNT classes per run.
+        if RUNTIME_LINE.match(line) and len(seen) < MAX_LEARNT:
+            seen.update(dict.fromkeys(read_report(line).classes))
     code = child.wait()
     learnt = tuple(seen)
     if learnt:
@@ -142,17 +152,35 @@ def command_scan(args: argparse.Namespace) -> int:
     found = scan(args.image)
     print(render(found))
     if args.write:
-        from ._config import _toml_array
+        from . import _toml
+        from ._config import Config, read_file
+        from ._crashlog import is_class_name
+        from ._frameworks import validate_framework_names
 
-        classes = tuple(name for names in found.values() for name, _owner in names)
-        names = tuple(f for f in args.framework if "/" not in f)
-        with open(args.write, "w", encoding="utf-8") as f:
-            f.write("# written by objcprefork scan: classes with a non-trivial +initialize\n")
-            for path in (f for f in args.framework if "/" in f):
-                f.write(f"# scanned {path} (a path: load it in your app, config takes names)\n")
-            if names:
-                f.write(f"frameworks = {_toml_array(names)}\n")
-            f.write(f"classes = {_toml_array(classes)}\n")
+        # Only valid names reach the file, and paths only inside quoted comments:
+        # nothing the runtime or a path supplies can add a key.
+        classes = tuple(name for names in found.values() for name, _owner in names
+                        if is_class_name(name))
+        names = validate_framework_names(f for f in args.framework if "/" not in f)
+        lines = ["# written by objcprefork scan: classes with a non-trivial +initialize"]
+        lines += [_toml.comment(f"scanned {p} (a path: load it in your app; the config "
+                                "takes names)") for p in args.framework if "/" in p]
+        if names:
+            lines.append(f"frameworks = {_toml.array(names)}")
+        lines.append(f"classes = {_toml.array(classes)}")
+
+        def check(written: str) -> None:
+            config = Config()
+            read_file(written, config)
+            if config.classes != classes or config.frameworks != names:
+                raise ValueError(f"{args.write}: the written file does not read back")
+
+        try:
+            _toml.replace(args.write, "\n".join(lines) + "\n", check)
+        except OSError as exc:
+            print(f"objcprefork scan: cannot write {args.write}: {exc.strerror or exc}; "
+                  "it is unchanged", file=sys.stderr)
+            return 1
         print(f"objcprefork scan: wrote {len(classes)} classes to {args.write}", file=sys.stderr)
     return 0
 

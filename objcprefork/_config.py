@@ -31,18 +31,44 @@ def is_true(value: str | None) -> bool:
     return value is not None and value.strip().lower() in TRUE_VALUES
 
 
-def environment_ignored() -> bool:
-    """-E and -I ignore the environment, and so do setuid/setgid processes."""
-    if sys.flags.ignore_environment:
-        return True
-    if hasattr(os, "geteuid"):
-        return os.getuid() != os.geteuid() or os.getgid() != os.getegid()
+MAX_FILE_BYTES = 1 << 20
+MAX_CLASSES = 4096  # from files and variables; the API is not capped
+
+
+def is_setugid() -> bool:
+    """issetugid() where it exists (macOS, BSDs), else the kernel's AT_SECURE
+    (set-id and file-capability binaries): a uid comparison misses both."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "issetugid"):
+        return bool(libc.issetugid())
+    if hasattr(libc, "getauxval"):
+        libc.getauxval.restype = ctypes.c_ulong
+        libc.getauxval.argtypes = [ctypes.c_ulong]
+        return bool(libc.getauxval(23))  # AT_SECURE
     return False
 
 
+def environment_ignored() -> bool:
+    """-E and -I ignore the environment, and so do set-id processes."""
+    return bool(sys.flags.ignore_environment) or is_setugid()
+
+
 def user_config_path(environ: Mapping[str, str]) -> str:
-    base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    """The XDG config file; a relative XDG_CONFIG_HOME is ignored, as the XDG
+    spec says."""
+    base = environ.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".config")
     return os.path.join(base, "objcprefork", "config.toml")
+
+
+def active_config_path(environ: Mapping[str, str]) -> str:
+    """Where the configuration is read from, and so where learnt classes go:
+    OBJCPREFORK_CONFIG when set and absolute, else the user's file."""
+    explicit = environ.get("OBJCPREFORK_CONFIG", "")
+    return explicit if os.path.isabs(explicit) else user_config_path(environ)
 
 
 class Config:
@@ -79,6 +105,24 @@ def _toml_problem(path: str, message: str, text: str) -> str:
     return f"{path}: {message}"
 
 
+def _read_bounded(path: str) -> bytes:
+    """A regular file of at most MAX_FILE_BYTES, opened without blocking: a
+    FIFO, a device or /dev/zero is refused, never waited on or read whole."""
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB")
+        return os.read(fd, MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
+    finally:
+        os.close(fd)
+
+
 def read_file(path: str, config: Config) -> None:
     """Read a TOML config file into config; ConfigError names the file and the line."""
     if sys.version_info >= (3, 11):
@@ -87,8 +131,7 @@ def read_file(path: str, config: Config) -> None:
         import tomli as tomllib
 
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = _read_bounded(path)
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except OSError as exc:
@@ -154,6 +197,14 @@ def load(environ: Mapping[str, str],
     config.debug = is_true(env.get("OBJCPREFORK_DEBUG"))
 
     explicit = env.get("OBJCPREFORK_CONFIG")
+    if explicit and not os.path.isabs(explicit):
+        problem(ConfigError(f"OBJCPREFORK_CONFIG={explicit!r} is relative: the current "
+                            "directory never supplies the configuration"))
+        explicit = None
+    if not ignored and environ.get("XDG_CONFIG_HOME", "").strip() and \
+            not os.path.isabs(environ["XDG_CONFIG_HOME"]):
+        problem(ConfigError(f"XDG_CONFIG_HOME={environ['XDG_CONFIG_HOME']!r} is relative "
+                            "(the XDG spec says to ignore it): using ~/.config"))
     path = explicit or (None if ignored else user_config_path(environ))
     if path is not None and (explicit or os.path.exists(path)):
         try:
@@ -175,6 +226,11 @@ def load(environ: Mapping[str, str],
             config.classes = merge(config.classes, split_names(env["OBJCPREFORK_CLASSES"]))
         except ValueError as exc:
             problem(ConfigError(f"OBJCPREFORK_CLASSES: {exc}"))
+    if len(config.classes) > MAX_CLASSES:
+        count = len(config.classes)
+        config.classes = config.classes[:MAX_CLASSES]
+        problem(ConfigError(f"{count} classes from files and variables: only the first "
+                            f"{MAX_CLASSES} are used"))
     return config
 
 
@@ -204,22 +260,19 @@ def _array_end(text: str, start: int) -> int:
     return -1
 
 
-def _toml_array(names: tuple[str, ...]) -> str:
-    return "[\n" + "".join(f'    "{name}",\n' for name in names) + "]"
-
-
 def append_classes(path: str, names: tuple[str, ...]) -> tuple[str, ...]:
     """Add class names to the config file's `classes`, creating the file if
     needed, keeping everything else as written. Returns the names added.
 
     The result is read back before it replaces the file: a file this cannot
     edit safely raises ConfigError and is left untouched."""
+    from ._toml import array, replace
+
     text = ""
     config = Config()
     if os.path.exists(path):
         read_file(path, config)
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = _read_bounded(path).decode("utf-8")
     added = tuple(name for name in validate_names(names) if name not in config.classes)
     if not added:
         return ()
@@ -229,24 +282,18 @@ def append_classes(path: str, names: tuple[str, ...]) -> tuple[str, ...]:
     key = re.search(r"(?m)^[ \t]*classes[ \t]*=[ \t]*(?=\[)", text)
     end = _array_end(text, key.end()) if key else -1
     if key and end > 0:
-        new_text = text[:key.start()] + "classes = " + _toml_array(wanted) + text[end:]
+        new_text = text[:key.start()] + "classes = " + array(wanted) + text[end:]
     elif key is None:  # valid files have no tables, so the end is top level
         new_text = text + ("\n" if text and not text.endswith("\n") else "")
-        new_text += f"classes = {_toml_array(wanted)}\n"
+        new_text += f"classes = {array(wanted)}\n"
     else:
         raise ConfigError(f"{path}: cannot add classes to this file automatically; "
                           f"add them by hand: {', '.join(added)}")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.objcprefork-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(new_text)
-    try:
-        check = Config()
-        read_file(temporary, check)
-        if check.classes != wanted:
+    def check(written: str) -> None:
+        reread = Config()
+        read_file(written, reread)
+        if reread.classes != wanted:
             raise ConfigError(f"{path}: editing it would not give the expected classes")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+
+    replace(path, new_text, check)
     return added

@@ -10,10 +10,13 @@ from dataclasses import dataclass
 
 from ._names import validate_name
 
+# A class name is at most 255 bytes of identifier characters: bounding it keeps
+# every search linear on hostile input (a run of "+[" with no end).
+CLASS = r"([^\W\d][\w$.]{0,254})"
 INITIALIZE_IN_FORK = re.compile(
-    r"\+\[([^\s\]]+) initialize\] may have been in progress in another thread when fork\(\)")
+    r"\+\[" + CLASS + r" initialize\] may have been in progress in another thread when fork\(\)")
 # OBJC_PRINT_INITIALIZE_METHODS=YES logs this in the child instead of crashing.
-REFUSED = re.compile(r"refusing to call \+\[([^\s\]]+) initialize\]")
+REFUSED = re.compile(r"refusing to call \+\[" + CLASS + r" initialize\]")
 
 FORK_EXEC_ADVICE = (
     "Fork and exec instead of forking alone: use the 'spawn' (or 'forkserver') start "

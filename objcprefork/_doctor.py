@@ -12,6 +12,7 @@ from typing import Any
 import objcprefork
 
 from . import _startup
+from ._config import is_setugid
 from ._native import core
 
 # OBJC_DISABLE_INITIALIZE_FORK_SAFETY, parsed once at process start (objc-env.h,
@@ -111,20 +112,6 @@ def macho_sdk(data: bytes, machine: str = platform.machine()) -> tuple[int, int]
     """(major, minor) of the SDK a Mach-O image was linked against, or None."""
     image = read_macho(data, machine)
     return image.sdk if image else None
-
-
-def is_setugid() -> bool:
-    """issetugid() where it exists (macOS, BSDs), else the kernel's AT_SECURE."""
-    import ctypes
-
-    libc = ctypes.CDLL(None)
-    if hasattr(libc, "issetugid"):
-        return bool(libc.issetugid())
-    getauxval = getattr(libc, "getauxval", None)
-    if getauxval is not None:
-        getauxval.restype = ctypes.c_ulong
-        return bool(getauxval(23))  # AT_SECURE
-    return False
 
 
 def main_executable() -> str:

@@ -4,6 +4,8 @@ the fork handler."""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 TYPE_CHECKING = False
@@ -12,6 +14,7 @@ if TYPE_CHECKING:
 
 # Apple's system framework folders, in dyld's order.
 FRAMEWORK_FOLDERS = ("/System/Library/Frameworks", "/System/Library/PrivateFrameworks")
+SONAME = re.compile(r"lib[\w.+-]*\.so(\.\d+)*")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
 
 
@@ -37,13 +40,33 @@ def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False
                              "the Python API; configuration takes a name")
         if not name or name[0] == "." or not set(name) <= _NAME_CHARS:
             raise ValueError(f"invalid framework name {name!r}: letters, digits and ._+- only")
+        if sys.platform != "darwin" and not SONAME.fullmatch(name):
+            raise ValueError(f"invalid library name {name!r}: off macOS a framework is a "
+                             "library soname, lib*.so[.N...]")
         valid.append(name)
     return tuple(dict.fromkeys(valid))
 
 
+def library_folders() -> list[str]:
+    """Where a soname is looked for off macOS: the absolute entries of
+    LD_LIBRARY_PATH, then the system's folders. Never a relative or empty
+    entry: the loader would take those from the current directory."""
+    import sysconfig
+
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    folders = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if os.path.isabs(p)]
+    for root in ("/lib", "/usr/lib", "/usr/local/lib"):
+        folders += [f"{root}/{multiarch}"] if multiarch else []
+        folders += [f"{root}64", root]
+    return list(dict.fromkeys(folders))
+
+
 def candidates(name: str) -> list[str]:
-    if "/" in name or sys.platform != "darwin":
+    if "/" in name:
         return [name]
+    if sys.platform != "darwin":
+        return [os.path.join(folder, name) for folder in library_folders()
+                if os.path.isfile(os.path.join(folder, name))]
     return [f"{folder}/{name}.framework/{name}" for folder in FRAMEWORK_FOLDERS]
 
 
@@ -57,7 +80,8 @@ def load_frameworks(names: Iterable[str], *, allow_paths: bool = False) -> None:
             try:
                 ctypes.CDLL(candidate)
                 break
-            except OSError as exc:
+            except Exception as exc:  # any failure is one message, never a crash
                 errors.append(str(exc))
         else:
-            raise ValueError(f"cannot load framework {name!r}: {'; '.join(errors)}")
+            raise ValueError(f"cannot load framework {name!r}: "
+                             f"{'; '.join(errors) or 'not found in the system library folders'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -50,12 +51,12 @@ def test_precedence(tmp_path):
     path = write(tmp_path, """
         classes = ["FromFile", "Both"]
         defaults = false
-        frameworks = ["Foundation"]
+        frameworks = ["libgnustep-base.so.1.28"]
     """)
     env = {"OBJCPREFORK_CONFIG": str(path), "OBJCPREFORK_CLASSES": "Both, FromEnv"}
     config = load(env)
     assert config.classes == ("FromFile", "Both", "FromEnv")
-    assert config.defaults is False and config.frameworks == ("Foundation",)
+    assert config.defaults is False and config.frameworks == ("libgnustep-base.so.1.28",)
     assert config.class_list(("FromApi",)) == ("FromFile", "Both", "FromEnv", "FromApi")
     config = load({**env, "OBJCPREFORK_DEFAULTS": "1"})
     assert config.class_list()[:len(objcprefork.DEFAULT_CLASSES)] == objcprefork.DEFAULT_CLASSES
@@ -106,8 +107,8 @@ def test_install_from_config_adds_the_api_arguments_last(tmp_path):
 
 
 def test_framework_names():
-    assert validate_framework_names(["Foundation", "libgnustep-base.so.1.28", "Foundation"]) == (
-        "Foundation", "libgnustep-base.so.1.28")
+    name = "Foundation" if sys.platform == "darwin" else "libgnustep-base.so.1.28"
+    assert validate_framework_names([name, "libobjc.so.4", name]) == (name, "libobjc.so.4")
     assert validate_framework_names(["/a/b.dylib"], allow_paths=True) == ("/a/b.dylib",)
     for bad in ["", ".hidden", "a b", "../x"]:
         with pytest.raises(ValueError):

@@ -116,17 +116,17 @@ def test_append_classes_keeps_the_file_as_written(tmp_path):
             "A",  # a comment with ] in it
             'B',
         ]
-        frameworks = ["Foundation"]
+        frameworks = ["libobjc.so.4"]
     """))
     assert append_classes(str(path), ("B", "C")) == ("C",)
     assert append_classes(str(path), ("C",)) == ()
     text = path.read_text()
     assert text.startswith("# mine\ndefaults = true  # keep\nclasses = [")
-    assert text.endswith('frameworks = ["Foundation"]\n')
+    assert text.endswith('frameworks = ["libobjc.so.4"]\n')
     loaded = Config()
     read_file(str(path), loaded)
     assert (loaded.classes, loaded.frameworks, loaded.defaults) == (("A", "B", "C"),
-                                                                    ("Foundation",), True)
+                                                                    ("libobjc.so.4",), True)
     fresh = tmp_path / "new" / "config.toml"
     assert append_classes(str(fresh), ("X",)) == ("X",)
     with pytest.raises(ValueError, match="invalid"):
