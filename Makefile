@@ -48,7 +48,7 @@ test-matrix: objc-deps $(VENV)/.installed
 
 # Benchmarks print tables; results are recorded by hand in docs/performance.md.
 bench: objc-deps $(VENV)/.installed
-	cd benchmarks && for b in fork_overhead warmup startup reconfigure; do ../$(PY) $$b.py || exit 1; done
+	cd benchmarks && for b in fork_overhead warmup startup reconfigure parsers; do ../$(PY) $$b.py || exit 1; done
 
 # The extension built with AddressSanitizer and UndefinedBehaviorSanitizer, the
 # core and stress tests run under them (any report fails), then valgrind.

@@ -3,6 +3,7 @@ each turned into a test."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -182,3 +183,22 @@ def test_non_utf8_class_names_and_runtime_paths(run_python, fixtures, tmp_path):
                state=st.classes[0].state)
     """)
     assert run.facts == {"runtime": True, "odd": True, "state": "initialized"}
+
+
+def test_class_list_growing_between_calls_never_overflows(run_command, tmp_path):
+    # objc_getClassList(NULL, 0), then a class registered, then the call with
+    # the buffer returns more than it holds: loop until the count is stable.
+    source = Path(__file__).parent / "objc" / "fakeruntime.c"
+    library = tmp_path / "libfakeobjc.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(library),
+                    str(source)], check=True)
+    code = textwrap.dedent(f"""
+        import ctypes, json
+        ctypes.CDLL({str(library)!r}, mode=ctypes.RTLD_GLOBAL)
+        from objcprefork._native import core
+        rows = core.inspect(None)
+        print(json.dumps([row["name"] for row in rows]))
+    """)
+    run = run_command([sys.executable, "-c", code])
+    names = json.loads(run.stdout)
+    assert names == [f"FK{i:02d}" for i in range(64)]
