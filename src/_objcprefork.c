@@ -71,7 +71,6 @@ static struct {
     objc_imp (*getMethodImplementation)(objc_class, objc_sel); /* initializes */
     void (*sendInitialize)(objc_class); /* libobjc2's forcing call, else NULL */
     objc_sel self_sel;
-    void *handle;
     char path[1024];
     /* read-only queries for the diagnostics; none of them runs +initialize */
     int (*getClassList)(objc_class *, int);
@@ -114,7 +113,6 @@ bind_symbols(void *handle, const char *path)
        reaches the resolver; the IMP is never called (part 3). */
     runtime.self_sel = registerName("self");
     runtime.initialize_sel = registerName("initialize");
-    runtime.handle = h;
     snprintf(runtime.path, sizeof runtime.path, "%s", path);
     return 1;
 }
