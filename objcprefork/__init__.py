@@ -7,8 +7,6 @@ called". Safe to import and call anywhere: where no Objective-C runtime is
 loaded (Linux, Windows, macOS before 10.13) it does nothing, and says so.
 """
 
-from __future__ import annotations
-
 import os
 
 from ._defaults import DEFAULT_CLASSES
@@ -30,8 +28,8 @@ __all__ = [
     "install", "install_from_config", "is_installed", "set_classes", "status", "uninstall",
 ]
 
-def install(classes: Iterable[str] | None = None, *, defaults: bool = True,
-            frameworks: Iterable[str] = ()) -> Status:
+def install(classes: "Iterable[str] | None" = None, *, defaults: bool = True,
+            frameworks: "Iterable[str]" = ()) -> "Status":
     """Run +initialize of the listed classes now and before every fork().
 
     The list becomes DEFAULT_CLASSES (unless defaults is false) followed by
@@ -57,9 +55,9 @@ def install(classes: Iterable[str] | None = None, *, defaults: bool = True,
     return status()
 
 
-def install_from_config(environ: Mapping[str, str] | None = None, *,
-                        classes: Iterable[str] | None = None,
-                        defaults: bool | None = None) -> Status:
+def install_from_config(environ: "Mapping[str, str] | None" = None, *,
+                        classes: "Iterable[str] | None" = None,
+                        defaults: bool | None = None) -> "Status":
     """install() with the configuration of the environment and the config file.
 
     Sources and precedence are those of start-up activation (see the README):
@@ -83,7 +81,7 @@ _hooked = False  # os.register_at_fork(before=core.force) done in this interpret
 _warned_restricted = False
 
 
-def _install(names: tuple[str, ...], frameworks: Iterable[str] = (), *,
+def _install(names: tuple[str, ...], frameworks: "Iterable[str]" = (), *,
              allow_paths: bool = False) -> None:
     global _hooked
     if frameworks:
@@ -140,21 +138,21 @@ def classes() -> tuple[str, ...]:
     return tuple(core.snapshot()["classes"])
 
 
-def add_classes(names: Iterable[str]) -> None:
+def add_classes(names: "Iterable[str]") -> None:
     """Append classes to the list (duplicates are ignored); when installed, initialize them
     now (never in a restricted process: see Status.restricted)."""
     core.set_table(validate_names(names), True)
     _force()
 
 
-def set_classes(names: Iterable[str]) -> None:
+def set_classes(names: "Iterable[str]") -> None:
     """Replace the list; when installed, initialize the new classes now (never in a
     restricted process: see Status.restricted)."""
     core.set_table(validate_names(names))
     _force()
 
 
-def status() -> Status:
+def status() -> "Status":
     """A snapshot: installed or not, restricted or not, the runtime, each class's
     state, the counters."""
     from ._status import Status

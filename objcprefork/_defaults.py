@@ -1,8 +1,6 @@
 """The default class list, read from data/classes.csv (one row per class, with
 where it was reported)."""
 
-from __future__ import annotations
-
 import os
 
 CLASSES_CSV = os.path.join(os.path.dirname(__file__), "data", "classes.csv")

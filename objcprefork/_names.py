@@ -1,8 +1,6 @@
 """Validating and splitting Objective-C class names: the API, the environment
 and the config file all go through here."""
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -53,7 +51,7 @@ def validate_names(names: object) -> tuple[str, ...]:
     return merge([validate_name(name) for name in items])
 
 
-def merge(*lists: Iterable[str]) -> tuple[str, ...]:
+def merge(*lists: "Iterable[str]") -> tuple[str, ...]:
     """Concatenate already-valid name lists, keeping the first of each name."""
     return tuple(dict.fromkeys(name for names in lists for name in names))
 

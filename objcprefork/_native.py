@@ -1,7 +1,5 @@
 """The native core, or an inert stand-in that never claims protection."""
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._contract import ClassState, Core, InspectRow, Snapshot
@@ -12,7 +10,7 @@ class InertCore:
     no compiler) or cannot serve this interpreter (an own-GIL subinterpreter
     refuses the stable-ABI build). It is never installed, and says why."""
 
-    STATES: tuple[ClassState, ...] = ("pending", "initialized", "not loaded", "blocked")
+    STATES: "tuple[ClassState, ...]" = ("pending", "initialized", "not loaded", "blocked")
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -27,10 +25,10 @@ class InertCore:
     def force(self) -> int:
         return 0
 
-    def inspect(self, names: tuple[str, ...] | None, /) -> list[InspectRow]:
+    def inspect(self, names: tuple[str, ...] | None, /) -> "list[InspectRow]":
         return []  # no runtime: no class to describe
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> "Snapshot":
         return {
             "enabled": False, "restricted": None, "runtime": None, "runtime_missing": self.reason,
             "forcing_call": None, "classes": dict.fromkeys(self._names, "not loaded"),
@@ -38,7 +36,7 @@ class InertCore:
         }
 
 
-core: Core
+core: "Core"
 try:
     from . import _objcprefork
 

@@ -1,8 +1,6 @@
 """What objcprefork is doing, as a small immutable report (no dataclasses:
 this module is imported by install(), and fork time grows with what a process maps)."""
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._contract import ClassState, Snapshot
@@ -41,9 +39,9 @@ class ClassStatus(_Frozen):
 
     __slots__ = ("name", "state")
     name: str
-    state: ClassState
+    state: "ClassState"
 
-    def __init__(self, name: str, state: ClassState) -> None:
+    def __init__(self, name: str, state: "ClassState") -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "state", state)
 
@@ -83,7 +81,7 @@ class Status(_Frozen):
     handler_last_ns: int
     handler_max_ns: int
 
-    def __init__(self, snap: Snapshot) -> None:
+    def __init__(self, snap: "Snapshot") -> None:
         classes = tuple(ClassStatus(name, state) for name, state in snap["classes"].items())
         for name, value in (
                 ("installed", snap["enabled"]), ("restricted", snap["restricted"]),
@@ -94,7 +92,7 @@ class Status(_Frozen):
                 ("handler_max_ns", snap["handler_max_ns"])):
             object.__setattr__(self, name, value)
 
-    def names(self, state: ClassState) -> tuple[str, ...]:
+    def names(self, state: "ClassState") -> tuple[str, ...]:
         """The listed classes in the given state."""
         return tuple(c.name for c in self.classes if c.state == state)
 

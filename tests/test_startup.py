@@ -236,3 +236,14 @@ def test_pth_does_not_import_objcprefork_when_unset(venv, run_command):
     run = run_command([venv.python, "-c", "import sys; print(sorted(m for m in sys.modules "
                        "if 'objcprefork' in m))"])
     assert run.stdout.strip() == "[]"
+
+
+def test_install_and_status_import_nothing_beyond_a_bare_interpreter(venv, run_command):
+    # Fork time grows with what a process maps: the API path stays as lean as
+    # start-up activation (no dataclasses, typing, re, inspect ...).
+    code = ("import sys; before = set(sys.modules); import objcprefork; "
+            "objcprefork.install(); print(objcprefork.status().installed); "
+            "print(sorted(m for m in set(sys.modules) - before "
+            "if m != 'objcprefork' and not m.startswith('objcprefork.')))")
+    run = run_command([venv.python, "-c", code])
+    assert run.stdout.split("\n")[:2] == ["True", "[]"]
