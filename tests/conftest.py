@@ -93,6 +93,17 @@ def clean_environment(tmp_path: Path, extra: dict[str, str] | None = None) -> di
     return env
 
 
+def no_core_files() -> None:
+    """In each scenario process, before it runs: children meant to die by
+    SIGABRT (and their children, who inherit it) leave no core file. macOS
+    writes its crash reports regardless, as CPython's SuppressCrashReport
+    notes: there the limit is what the platform allows."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+
+
 @pytest.fixture
 def run_command(tmp_path: Path):
     """Run argv with a clean environment in a scratch directory (so the source
@@ -101,7 +112,7 @@ def run_command(tmp_path: Path):
 
     def run(argv: list[str], *, env: dict[str, str] | None = None, check: bool = True) -> Run:
         done = subprocess.run([str(a) for a in argv], cwd=tmp_path,
-                              env=clean_environment(tmp_path, env),
+                              env=clean_environment(tmp_path, env), preexec_fn=no_core_files,
                               capture_output=True, text=True, timeout=120)
         result = Run(done.returncode, done.stdout, done.stderr)
         if check and done.returncode != 0:

@@ -307,3 +307,16 @@ def test_handlers_registered_once_across_interpreters(run_python):
         report(child=fork_and(lambda: None), forks=objcprefork.status().forks)
     """)
     assert run.facts == {"child": "exit 0", "forks": 1}
+
+
+def test_children_meant_to_die_leave_no_core_file(run_python):
+    # The harness sets RLIMIT_CORE to 0 in every scenario process; children
+    # and grandchildren inherit it, so a SIGABRT writes nothing.
+    run = run_python("""
+        import resource
+        load(); make_threaded()
+        def child():
+            os._exit(resource.getrlimit(resource.RLIMIT_CORE)[0])
+        report(limit=fork_and(child), died=fork_touching("FXAlpha"))
+    """)
+    assert run.facts == {"limit": "exit 0", "died": "SIGABRT"}

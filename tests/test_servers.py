@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import clean_environment
+from conftest import clean_environment, no_core_files
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serving(argv: list[object], cwd: Path, port: int):
     server = subprocess.Popen([str(a) for a in argv], cwd=cwd, env=clean_environment(cwd),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              preexec_fn=no_core_files, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -151,8 +152,8 @@ def test_celery_prefork_pool(server_venv, fixtures, tmp_path, protected):
         [str(a) for a in [*launcher, server_venv.bin / "celery", "-A", "fxtasks", "worker",
                           "--pool=prefork", "--concurrency=2", "--loglevel=info",
                           "--without-heartbeat", "--without-mingle", "--without-gossip"]],
-        cwd=tmp_path, env=clean_environment(tmp_path), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        cwd=tmp_path, env=clean_environment(tmp_path), preexec_fn=no_core_files,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         client = subprocess.run([str(server_venv.python), "-c", CLIENT, "4" if protected else "1"],
                                 cwd=tmp_path,

@@ -231,7 +231,6 @@ def test_launcher_refuses_bad_options(venv, run_command, argv, words):
     assert run.returncode == 2 and words in run.stderr
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_pth_does_not_import_objcprefork_when_unset(venv, run_command):
     run = run_command([venv.python, "-c", "import sys; print(sorted(m for m in sys.modules "
                        "if 'objcprefork' in m))"])
