@@ -68,7 +68,7 @@ sanitize: objc-deps
 	cd tests && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:log_path=$(SANITIZE_LOGS)/asan \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SANITIZE_LOGS)/ubsan \
-	  ../$(SANITIZE_VENV)/bin/python -m pytest -q -p no:cacheprovider test_fork.py test_stress.py test_api.py
+	  ../$(SANITIZE_VENV)/bin/python -m pytest -q -p no:cacheprovider test_fork.py test_stress.py test_restricted.py test_suites.py
 	@if ls $(SANITIZE_LOGS)/* >/dev/null 2>&1; then cat $(SANITIZE_LOGS)/*; echo "sanitizer reports above"; exit 1; fi
 	@echo "sanitizers: no report"
 	$(PY) .ci/valgrind.py

@@ -4,7 +4,6 @@ real wheel installed."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 import zipfile
 
