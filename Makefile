@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml src/_objcprefork.c $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
-.PHONY: test demo objc-deps docs lint check-dist test-matrix bench sanitize test-cpython-fork clean
+.PHONY: test demo objc-deps docs lint check-dist check-macos test-matrix bench sanitize test-cpython-fork clean
 
 test: objc-deps $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -24,7 +24,7 @@ $(TOOLS)/.installed: pyproject.toml
 	$(TOOL_PY) -m pip install -q --upgrade pip
 	$(TOOL_PY) -m pip install -q "cibuildwheel==4.3.5" check-jsonschema zizmor \
 	  "validate-pyproject[all]" build twine check-wheel-contents abi3audit check-manifest \
-	  mypy ruff
+	  mypy ruff ziglang lief
 	touch $@
 
 check-dist: $(TOOLS)/.installed
@@ -38,6 +38,11 @@ check-dist: $(TOOLS)/.installed
 	$(TOOLS)/bin/check-wheel-contents dist/*.whl
 	$(TOOLS)/bin/abi3audit --strict --report dist/*abi3*.whl
 	$(TOOL_PY) .ci/check_dist.py dist
+
+# The macOS branches of the C core, cross-compiled with Zig's clang and
+# inspected as Mach-O (.ci/check_macos.py says what is checked).
+check-macos: $(TOOLS)/.installed
+	$(TOOL_PY) .ci/check_macos.py
 
 lint: $(TOOLS)/.installed
 	$(TOOLS)/bin/ruff check objcprefork tests .ci benchmarks setup.py _objcprefork_start.py

@@ -59,6 +59,10 @@ class BuildPyWithStartupFiles(build_py):
         return outputs + [str(Path(self.build_lib) / name) for name in STARTUP_FILES]
 
 
+# Also read by .ci/check_macos.py (make check-macos), which cross-compiles with them.
+COMPILE_ARGS = ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                "-Werror=implicit-function-declaration"]
+
 ext_modules = []
 if sys.platform != "win32":
     ext_modules.append(Extension(
@@ -68,9 +72,7 @@ if sys.platform != "win32":
         define_macros=[("Py_LIMITED_API", "0x030A0000")] if LIMITED_API else [],
         # Warnings are errors where the build must succeed (CI, cibuildwheel);
         # elsewhere a newer compiler's new warning must not cost users the core.
-        extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                            "-Werror=implicit-function-declaration",
-                            *(["-Werror"] if must_build() else [])],
+        extra_compile_args=[*COMPILE_ARGS, *(["-Werror"] if must_build() else [])],
     ))
 
 setup(
