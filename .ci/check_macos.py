@@ -28,7 +28,8 @@ FIXTURES = ["tests/objc/fixtures.m", "tests/objc/late.m"]  # forksafety.m is Lin
 # libSystem functions the core may import, with the macOS release that
 # introduced them (Apple's availability annotations in the SDK headers).
 AVAILABLE_SINCE = {
-    "___error": (10, 0), "_atoi": (10, 0), "_bzero": (10, 0), "___bzero": (10, 0), "_clock_gettime": (10, 12),
+    "___error": (10, 0), "_atoi": (10, 0), "_bzero": (10, 0), "___bzero": (10, 0),
+    "_clock_gettime": (10, 12),
     "_dladdr": (10, 3), "_dlopen": (10, 3), "_dlsym": (10, 3), "_free": (10, 0),
     "_getpid": (10, 0), "_malloc": (10, 0), "_memcmp": (10, 0), "_memcpy": (10, 0),
     "_memset": (10, 0), "_proc_pidinfo": (10, 5), "_pthread_atfork": (10, 4),
