@@ -169,10 +169,10 @@ def test_non_utf8_class_names_and_runtime_paths(run_python, fixtures, tmp_path):
         runtime = subprocess.run(["gcc", "-print-file-name=libobjc.so.4"], capture_output=True,
                                  text=True).stdout.strip()
     (odd / "libobjc.so.4").write_bytes(Path(runtime).read_bytes())
-    run = run_python(f"""
-        import objcprefork, os
-        objc_lib = ctypes.CDLL(os.fsencode({str(odd / "libobjc.so.4")!r}))
-        load()  # the fixtures bind to the same soname, already loaded
+    # The loader finds the runtime through LD_LIBRARY_PATH, under its non-UTF-8 path.
+    run = run_python("""
+        import objcprefork
+        load()
         assert fx.fx_create_class(b"FX\\xffOdd") == 0
         st = objcprefork.install(["FXAlpha"], defaults=False)
         from objcprefork._scan import scan
@@ -181,7 +181,7 @@ def test_non_utf8_class_names_and_runtime_paths(run_python, fixtures, tmp_path):
                    b"r\\xffuntime/libobjc.so.4"),
                odd=any(n.encode("utf-8", "surrogateescape") == b"FX\\xffOdd" for n in found),
                state=st.classes[0].state)
-    """)
+    """, env={"LD_LIBRARY_PATH": str(odd)})
     assert run.facts == {"runtime": True, "odd": True, "state": "initialized"}
 
 
