@@ -121,6 +121,45 @@ def main() -> None:
           ["setting", "variant", "forks", "median us", "ratio", "spread of processes",
            "RSS MB", "RSS added by import+install, KiB"], rows)
     print("\n" + "\n".join(verdicts))
+    same_process(libs["many"], names)
+
+
+SAME_PROCESS = r"""
+import ctypes, json, os, statistics, sys, threading, time
+ctypes.CDLL("libobjc.so.4"); ctypes.CDLL(sys.argv[1])
+ballast = [{"n": i, "s": str(i) * 3} for i in range(int(sys.argv[3]) * 4300)]
+import objcprefork
+names = json.loads(sys.argv[2])
+thread = threading.Thread(target=lambda: None); thread.start(); thread.join()
+def batch(n=20):
+    out = []
+    for _ in range(n):
+        start = time.perf_counter_ns(); pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0); out.append(time.perf_counter_ns() - start)
+    return out
+on, off = [], []
+for _ in range(60):
+    objcprefork.install(names, defaults=False); on += batch()
+    objcprefork.uninstall(); off += batch()
+print(json.dumps([statistics.median(on), statistics.median(off)]))
+"""
+
+
+def same_process(library: object, names: str) -> None:
+    """The handler and the hook alone: one process, batches alternating
+    installed / uninstalled (hook and handler registered, inert), so memory
+    and layout are the same for both."""
+    rows = []
+    for setting, megabytes in SETTINGS.items():
+        out = subprocess.run([sys.executable, "-c", SAME_PROCESS, str(library), names,
+                              str(megabytes)], capture_output=True, text=True, check=True,
+                             cwd=REPO / "benchmarks").stdout
+        on, off = json.loads(out)
+        rows.append([setting, f"{on / 1000:.1f}", f"{off / 1000:.1f}", f"{on / off:.4f}"])
+    table("same process, installed vs uninstalled (median us)",
+          ["setting", "installed", "uninstalled", "ratio"], rows)
 
 
 if __name__ == "__main__":
