@@ -9,6 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# PEP 829: from Python 3.15 a <name>.start file next to <name>.pth disables the
+# .pth's import lines and site calls its entry points instead.
+# OBJCPREFORK_SIMULATE_START=1 (make wheel-test) does that on older Pythons.
+START_FILES = sys.version_info >= (3, 15) or os.environ.get("OBJCPREFORK_SIMULATE_START") == "1"
+ACTIVATED_AT_START = "start" if START_FILES else "pth"
+
+
+def simulate_start_files(site: Path) -> None:
+    """What site does on 3.15 for objcprefork.start, as an import line that
+    calls each 'module:callable' entry with no arguments."""
+    start = site / "objcprefork.start"
+    (site / "objcprefork.pth").write_text(
+        "import sys; [getattr(__import__('importlib').import_module(m), f)() for m, f in "
+        f"(e.split(':') for e in open({str(start)!r}).read().split())]\n")
 
 
 @dataclass
@@ -28,6 +42,8 @@ def make_venv(path: Path, wheel: Path | None = None) -> Venv:
     if wheel is not None:  # dependencies too: tomli on 3.10
         subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
                         str(wheel)], check=True)
+        if START_FILES and sys.version_info < (3, 15):
+            simulate_start_files(Path(site))
     return Venv(python, Path(site), path / "bin")
 
 

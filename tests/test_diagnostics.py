@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import objcprefork
+from envs import ACTIVATED_AT_START
 from objcprefork._config import Config, append_classes, read_file
 from objcprefork._crashlog import read_report
 from objcprefork._defaults import markdown
@@ -290,14 +291,19 @@ def test_doctor_when_enforcement_applies_and_nothing_is_active(monkeypatch, caps
 
 
 def test_doctor_command_json(venv, run_command):
-    run = run_command([venv.bin / "objcprefork", "doctor", "--json"])
+    # The exit status agrees with the report: 0 protected, 1 not. On Linux no
+    # runtime enforces, so it is protected; on macOS, with nothing active, not.
+    run = run_command([venv.bin / "objcprefork", "doctor", "--json"], check=False)
     report = json.loads(run.stdout)
     assert report["installed"] is False
-    if sys.platform == "linux":
-        assert report["protected"] is True and report["enforcement"] is False
+    assert run.returncode == (0 if report["protected"] else 1)
+    assert report["protected"] is (sys.platform != "darwin")
+    assert (report["enforcement"] is False) is (sys.platform != "darwin")
     run = run_command([venv.bin / "objcprefork", "run", "--", venv.bin / "objcprefork",
-                       "doctor"])
-    assert "active (activated by pth)" in run.stdout
+                       "doctor", "--json"], check=False)
+    report = json.loads(run.stdout)
+    assert report["installed"] is True and report["activated_by"] == ACTIVATED_AT_START
+    assert run.returncode == (0 if report["protected"] else 1)
 
 
 # ---- the learning launcher ---------------------------------------------------
