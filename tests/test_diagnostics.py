@@ -12,9 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from envs import ACTIVATED_AT_START
 
 import objcprefork
-from envs import ACTIVATED_AT_START
 from objcprefork._config import Config, append_classes, read_file
 from objcprefork._crashlog import read_report
 from objcprefork._defaults import markdown

@@ -8,9 +8,9 @@ import textwrap
 import zipfile
 
 import pytest
+from envs import ACTIVATED_AT_START, START_FILES
 
 import objcprefork
-from envs import ACTIVATED_AT_START, START_FILES
 
 ACTIVE = "import sys; m = sys.modules.get('objcprefork._startup'); " \
          "print(m.activated_by if m else None, 'objcprefork' in sys.modules)"
