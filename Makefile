@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml src/_objcprefork.c $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
-.PHONY: test demo objc-deps docs lint check-dist check-macos test-matrix bench sanitize test-cpython-fork clean
+.PHONY: test demo objc-deps docs lint check-dist check-macos wheel-test bench sanitize test-cpython-fork clean
 
 test: objc-deps $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -48,8 +48,10 @@ lint: $(TOOLS)/.installed
 	$(TOOLS)/bin/ruff check objcprefork tests .ci benchmarks setup.py _objcprefork_start.py
 	$(TOOLS)/bin/mypy --strict objcprefork _objcprefork_start.py
 
-test-matrix: objc-deps $(VENV)/.installed
-	$(PY) .ci/test_matrix.py
+# The wheels workflow's test step, dry-run here: the wheel built as cibuildwheel
+# builds it, its exact test-command on every CPython 3.10+, then with .start files.
+wheel-test: objc-deps $(TOOLS)/.installed
+	$(TOOL_PY) .ci/wheel_test.py
 
 # Benchmarks print tables; results are recorded by hand in docs/performance.md.
 bench: objc-deps $(VENV)/.installed

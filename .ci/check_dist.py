@@ -9,10 +9,10 @@ import sys
 import tarfile
 import zipfile
 
+PYTHONS = ("cp310", "cp311", "cp312", "cp313", "cp314", "cp315", "cp314t", "cp315t")
 EXPECTED_IDENTIFIERS = {
-    "macos": {f"{py}-macosx_{arch}" for py in ("cp310", "cp314t", "cp315t")
-              for arch in ("arm64", "x86_64")},
-    "linux": {f"{py}-{libc}_{arch}" for py in ("cp310", "cp314t", "cp315t")
+    "macos": {f"{py}-macosx_{arch}" for py in PYTHONS for arch in ("arm64", "x86_64")},
+    "linux": {f"{py}-{libc}_{arch}" for py in PYTHONS
               for libc in ("manylinux", "musllinux") for arch in ("x86_64", "aarch64")},
 }
 ARCHS = {"macos": "arm64,x86_64", "linux": "x86_64,aarch64"}

@@ -19,11 +19,15 @@ import pytest
 from conftest import clean_environment, no_core_files
 
 
+SERVERS = ("gunicorn==27.0.1", "celery==5.7.0")
+
+
 @pytest.fixture(scope="session")
 def server_venv(venv):
-    """The wheel's venv, plus gunicorn and celery from PyPI."""
+    """The wheel's venv, plus gunicorn and celery from PyPI, pinned: a new
+    release must not change what these tests show without a commit saying so."""
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv.python), "install", "-q",
-                    "gunicorn", "celery"], check=True)
+                    *SERVERS], check=True)
     return venv
 
 
