@@ -12,14 +12,23 @@ def _lines() -> list[str]:
 
 
 def rows() -> list[dict[str, str]]:
-    """Every row of the data file: class, framework, macos, reports, trigger."""
+    """Every row of the data file, with its provenance (see the file's header)."""
     import csv
 
     return list(csv.DictReader(_lines()))
 
 
-# The first column only: cheap enough for interpreter start-up (no csv import).
-DEFAULT_CLASSES: tuple[str, ...] = tuple(line.split(",", 1)[0] for line in _lines()[1:])
+# The first two columns only: cheap enough for interpreter start-up (no csv).
+DEFAULT_CLASSES: tuple[str, ...] = tuple(
+    name for name, default, _rest in (line.split(",", 2) for line in _lines()[1:])
+    if default == "yes")
+
+
+def reported_name(name: str) -> str:
+    """A class name as a report gives it, with the leading "__" that titles
+    and some logs lose restored when that names a known class."""
+    known = {row_name for row_name, *_ in (line.split(",", 1) for line in _lines()[1:])}
+    return f"__{name}" if name not in known and f"__{name}" in known else name
 
 
 def markdown() -> str:
@@ -29,11 +38,15 @@ def markdown() -> str:
         "",
         "Generated from `objcprefork/data/classes.csv` by `make docs`; a test fails when",
         "the two disagree. *reports* is a lower bound of distinct public threads or",
-        "documents naming `+[CLASS initialize]` in Apple's fork-safety message.",
+        "documents naming `+[CLASS initialize]` in Apple's fork-safety message",
+        "(re-checked 2026-11). Classes marked *no* are listed for their provenance",
+        "and are not forced by default.",
         "",
-        "| class | framework | macOS | reports | typical trigger |",
-        "|---|---|---|---|---|",
+        "| class | default | framework | reports | years | examples | typical trigger "
+        "| evidence | why |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| `{r['class']}` | {r['framework']} | {r['macos']} | {r['reports']} | "
-              f"{r['trigger'] or ''} |" for r in rows()]
+    lines += [f"| `{r['class']}` | {r['default']} | {r['framework']} | {r['reports']} | "
+              f"{r['years']} | {r['examples']} | {r['trigger']} | {r['evidence']} | "
+              f"{r['why']} |" for r in rows()]
     return "\n".join(lines) + "\n"

@@ -130,12 +130,16 @@ def test_status_without_runtime_is_honest_and_readable():
 
 def test_default_classes_come_from_the_data_file():
     data = rows()
-    assert tuple(row["class"] for row in data) == objcprefork.DEFAULT_CLASSES
-    assert "__NSCFConstantString" in objcprefork.DEFAULT_CLASSES
-    assert "NSPlaceholderMutableString" in objcprefork.DEFAULT_CLASSES
+    assert tuple(r["class"] for r in data if r["default"] == "yes") == objcprefork.DEFAULT_CLASSES
+    assert {"__NSCFConstantString", "NSPlaceholderMutableString",
+            "__NSPlaceholderSet"} <= set(objcprefork.DEFAULT_CLASSES)
+    assert "NSMethodSignature" not in objcprefork.DEFAULT_CLASSES
     for row in data:
         validate_name(row["class"])
-        assert row["framework"] and int(row["reports"]) >= 1, row
+        assert row["default"] in ("yes", "no") and row["framework"] and row["evidence"], row
+        # A class no crash message names says why it is there, or why it is not.
+        assert int(row["reports"]) >= 1 or row["why"], row
+        assert row["default"] == "yes" or row["why"], row
 
 
 def test_split_names():
