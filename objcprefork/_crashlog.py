@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ._names import validate_name
 
@@ -19,11 +20,11 @@ INITIALIZE_IN_FORK = re.compile(
 REFUSED = re.compile(r"refusing to call \+\[" + CLASS + r" initialize\]")
 
 FORK_EXEC_ADVICE = (
-    "Fork and exec instead of forking alone: use the 'spawn' (or 'forkserver') start "
+    "fork and exec instead of forking alone: use the 'spawn' (or 'forkserver') start "
     "method (multiprocessing.set_start_method('spawn') once, in the main module under "
     "`if __name__ == '__main__':`), subprocess instead of os.fork, or a pool or worker "
     "that spawns (rq's SpawnWorker, celery's --pool=solo or threads, gunicorn's gthread "
-    "workers with --preload off). objcprefork cannot fix this one.")
+    "workers with --preload off). Pre-initializing classes cannot fix this one.")
 
 
 @dataclass(frozen=True)
@@ -35,27 +36,56 @@ class Unfixable:
     advice: str
 
 
-UNFIXABLE = (
+def _all(*patterns: str, flags: int = 0) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p, flags) for p in patterns)
+
+
+# Each look-alike is recognised when every one of its patterns occurs in the
+# report. Searching for each on its own keeps the reader linear on any input
+# (a pattern that looked for one near the other backtracked). The frames of a
+# crash in a forked child are only a look-alike when Apple's +initialize
+# message is absent: with it, they merely show what triggered the +initialize.
+FRAMES_ONLY = ("proxy lookup (_scproxy / SystemConfiguration) in the child",
+               "Kerberos/GSSAPI through libdispatch (libpq, psycopg)",
+               "getaddrinfo through Network.framework in the child", "XPC in the child")
+CHILD_SIDE = r"child side of fork|forked child|after fork\(\)"
+UNFIXABLE: tuple[tuple[str, tuple[re.Pattern[str], ...], str], ...] = (
     ("libdispatch in the child",
-     re.compile(r"KERN_INVALID_ADDRESS at 0x0*110\b"),
+     _all(r"KERN_INVALID_ADDRESS at 0x0*110\b"),
      "libdispatch poisons its queues in the child of a parent that used it: any GCD use "
-     "there faults at 0x110. " + FORK_EXEC_ADVICE),
+     "there faults at 0x110. Only " + FORK_EXEC_ADVICE),
     ("CoreFoundation refuses forked children",
-     re.compile(r"The process has forked and you cannot use this CoreFoundation "
-                r"functionality safely\. You MUST exec\(\)"),
+     _all(r"The process has forked and you cannot use this CoreFoundation "
+          r"functionality safely\. You MUST exec\(\)"),
      "CoreFoundation checks this itself, even with OBJC_DISABLE_INITIALIZE_FORK_SAFETY. "
-     + FORK_EXEC_ADVICE),
+     "Only " + FORK_EXEC_ADVICE),
     ("multi-threaded process forked",
-     re.compile(r"multi-threaded process forked"),
-     "A library refuses to run in the child of a multi-threaded parent. " + FORK_EXEC_ADVICE),
+     _all(r"multi-threaded process forked"),
+     "A library refuses to run in the child of a multi-threaded parent. Only "
+     + FORK_EXEC_ADVICE),
     ("LaunchServices check-in in the child",
-     re.compile(r"_?LSApplicationCheckIn|LaunchServices.{0,80}check.?in", re.IGNORECASE),
-     "LaunchServices cannot check a forked child in. " + FORK_EXEC_ADVICE),
-    ("XPC or GSS/Kerberos in the child",
-     re.compile(r"(libxpc|_xpc_|XPC_ERROR|GSSAPI|gss_|gssencmode)(?=.{0,400}child side of fork)"
-                r"|child side of fork.{0,400}(libxpc|_xpc_|GSSAPI|gss_)", re.DOTALL),
-     "XPC connections and GSS/Kerberos do not survive fork (libpq: set "
-     "gssencmode=disable, or connect only after the fork). " + FORK_EXEC_ADVICE),
+     _all(r"_?LSApplicationCheckIn|LaunchServices.{0,80}check.?in", flags=re.IGNORECASE),
+     "LaunchServices cannot check a forked child in. Only " + FORK_EXEC_ADVICE),
+    ("proxy lookup (_scproxy / SystemConfiguration) in the child",
+     _all(r"_scproxy|SCDynamicStoreCopyProxies", r"SIGSEGV|EXC_BAD_ACCESS|Segmentation fault"),
+     "urllib's macOS proxy lookup (_scproxy -> SystemConfiguration) crashes in a forked "
+     "child, and OBJC_DISABLE_INITIALIZE_FORK_SAFETY does not help. Set no_proxy='*' in "
+     "the environment before the fork (os.environ['no_proxy'] = '*', or in the worker's "
+     "environment) so requests and urllib skip the lookup. Otherwise, " + FORK_EXEC_ADVICE),
+    ("Kerberos/GSSAPI through libdispatch (libpq, psycopg)",
+     _all(r"\bgss_|GSSAPI|gssencmode|libgssapi|\bkrb5", r"libdispatch|" + CHILD_SIDE),
+     "libpq negotiates GSSAPI encryption through Kerberos, which uses XPC and libdispatch: "
+     "neither survives fork. Connect with gssencmode=disable (in the connection string or "
+     "PGGSSENCMODE=disable), or connect only after the fork. Otherwise, "
+     + FORK_EXEC_ADVICE),
+    ("getaddrinfo through Network.framework in the child",
+     _all(r"getaddrinfo|nw_resolver|libnetwork\.dylib|Network\.framework", CHILD_SIDE),
+     "Name resolution on recent macOS goes through Network.framework and libdispatch, "
+     "which do not work in a forked child, and no class list fixes that. Only "
+     + FORK_EXEC_ADVICE),
+    ("XPC in the child",
+     _all(r"libxpc|_xpc_|XPC_ERROR", CHILD_SIDE),
+     "XPC connections do not survive fork. Only " + FORK_EXEC_ADVICE),
 )
 
 
@@ -72,6 +102,7 @@ class Findings:
     format: str               # "ips", "crash" or "text"
     classes: tuple[str, ...]  # valid class names in Apple's message, in order of appearance
     unfixable: tuple[Unfixable, ...]
+    initialized_by_children: tuple[str, ...] = ()  # from OBJC_PRINT_INITIALIZE_METHODS logs
 
 
 def _strings(value: object, out: list[str]) -> None:
@@ -106,6 +137,33 @@ def _ips_text(text: str) -> str | None:
     return "\n".join(found)
 
 
+# OBJC_PRINT_INITIALIZE_METHODS=YES: one line per +initialize the runtime runs.
+INITIALIZE_CALL = re.compile(
+    r"^objc\[(\d{1,10})\]: INITIALIZE: thread 0x[0-9a-fA-F]{1,16}: calling \+\[" + CLASS
+    + r" initialize\]", re.MULTILINE)
+
+
+def _classes_in(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), m.group(1)) for pattern in (INITIALIZE_IN_FORK, REFUSED)
+            for m in pattern.finditer(text)]
+
+
+def initialized_by_children(text: str) -> tuple[str, ...]:
+    """From OBJC_PRINT_INITIALIZE_METHODS output: classes first initialized by
+    a process other than the first one logging (taken as the parent), and
+    never by the parent."""
+    first_pid, parents, found = None, set(), {}
+    for match in INITIALIZE_CALL.finditer(text):
+        pid, name = match.group(1), match.group(2)
+        if first_pid is None:
+            first_pid = pid
+        if pid == first_pid:
+            parents.add(name)
+        elif is_class_name(name):
+            found.setdefault(name, None)
+    return tuple(name for name in found if name not in parents)
+
+
 def read_report(data: bytes) -> Findings:
     text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
     ips = _ips_text(text.lstrip())
@@ -115,10 +173,35 @@ def read_report(data: bytes) -> Findings:
         kind = "crash"
     else:
         kind = "text"
-    found = sorted((m.start(), m.group(1)) for pattern in (INITIALIZE_IN_FORK, REFUSED)
-                   for m in pattern.finditer(text))
+    found = sorted(_classes_in(text))
     ordered = tuple(dict.fromkeys(name for _at, name in found if is_class_name(name)))
-    unfixable = tuple(Unfixable(name, match.group(0)[:200], advice)
-                      for name, pattern, advice in UNFIXABLE
-                      if (match := pattern.search(text)))
-    return Findings(kind, ordered, unfixable)
+    unfixable = tuple(Unfixable(name, matches[0].group(0)[:200], advice)
+                      for name, patterns, advice in UNFIXABLE
+                      if not (ordered and name in FRAMES_ONLY)
+                      and all(matches := [p.search(text) for p in patterns]))
+    return Findings(kind, ordered, unfixable, initialized_by_children(text))
+
+
+STREAM_BLOCK, STREAM_OVERLAP, WHOLE_LIMIT = 1 << 20, 8 << 10, 64 << 20
+
+
+def read_stream(stream: BinaryIO) -> Findings:
+    """read_report() for a file or pipe of any size: an .ips or .crash report
+    (they are small) is read whole, up to 64 MiB; a text log is read in 1 MiB
+    blocks that overlap by 8 KiB, so memory stays flat."""
+    head = stream.read(STREAM_BLOCK)
+    first = head.lstrip()[:1]
+    if first == b"{" or b"Exception Type:" in head or b"Application Specific" in head:
+        return read_report(head + stream.read(WHOLE_LIMIT))
+    classes: dict[str, None] = {}
+    unfixable: dict[str, Unfixable] = {}
+    children: dict[str, None] = {}
+    block, previous = head, b""
+    while block:
+        findings = read_report(previous[-STREAM_OVERLAP:] + block)
+        classes.update(dict.fromkeys(findings.classes))
+        children.update(dict.fromkeys(findings.initialized_by_children))
+        for problem in findings.unfixable:
+            unfixable.setdefault(problem.name, problem)
+        previous, block = block, stream.read(STREAM_BLOCK)
+    return Findings("text", tuple(classes), tuple(unfixable.values()), tuple(children))

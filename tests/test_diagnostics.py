@@ -43,6 +43,27 @@ def test_reports_name_their_classes(sample, kind, classes):
     assert (findings.format, findings.classes, findings.unfixable) == (kind, classes, ())
 
 
+@pytest.mark.parametrize("sample, name, advice", [
+    ("scproxy.crash", "proxy lookup (_scproxy / SystemConfiguration) in the child",
+     "no_proxy='*'"),
+    ("gss.ips", "Kerberos/GSSAPI through libdispatch (libpq, psycopg)", "gssencmode=disable"),
+    ("getaddrinfo.crash", "getaddrinfo through Network.framework in the child",
+     "Only fork and exec"),
+])
+def test_look_alikes_get_their_own_fix(sample, name, advice):
+    findings = read_report((SAMPLES / sample).read_bytes())
+    assert findings.classes == ()
+    assert name in [u.name for u in findings.unfixable]
+    problem = next(u for u in findings.unfixable if u.name == name)
+    assert advice in problem.advice and "spawn" in problem.advice
+
+
+def test_initialize_log_lists_what_children_initialized():
+    findings = read_report((SAMPLES / "initialize-log.txt").read_bytes())
+    # 5001 logs first: the parent. NSString ran there, so it is not the children's.
+    assert findings.initialized_by_children == ("__NSCFConstantString", "__NSPlaceholderDate")
+
+
 @pytest.mark.parametrize("sample, name", [
     ("dispatch.crash", "libdispatch in the child"),
     ("cf_must_exec.txt", "CoreFoundation refuses forked children"),

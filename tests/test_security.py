@@ -113,7 +113,7 @@ def test_the_crash_log_reader_is_linear(tmp_path):
     code = textwrap.dedent("""
         from objcprefork._crashlog import read_report
         for chunk in (b"+[", b"+[A", b"gss_", b"LaunchServices", b"refusing to call +["):
-            read_report(chunk * (1 << 20 // len(chunk)))
+            read_report(chunk * ((1 << 20) // len(chunk)))
         print("done")
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

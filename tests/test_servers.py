@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from conftest import clean_environment, no_core_files
 
-
 SERVERS = ("gunicorn==27.0.1", "celery==5.7.0")
 
 
