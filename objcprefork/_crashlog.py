@@ -152,7 +152,9 @@ def initialized_by_children(text: str) -> tuple[str, ...]:
     """From OBJC_PRINT_INITIALIZE_METHODS output: classes first initialized by
     a process other than the first one logging (taken as the parent), and
     never by the parent."""
-    first_pid, parents, found = None, set(), {}
+    first_pid: str | None = None
+    parents: set[str] = set()
+    found: dict[str, None] = {}
     for match in INITIALIZE_CALL.finditer(text):
         pid, name = match.group(1), match.group(2)
         if first_pid is None:
@@ -175,11 +177,14 @@ def read_report(data: bytes) -> Findings:
         kind = "text"
     found = sorted(_classes_in(text))
     ordered = tuple(dict.fromkeys(name for _at, name in found if is_class_name(name)))
-    unfixable = tuple(Unfixable(name, matches[0].group(0)[:200], advice)
-                      for name, patterns, advice in UNFIXABLE
-                      if not (ordered and name in FRAMES_ONLY)
-                      and all(matches := [p.search(text) for p in patterns]))
-    return Findings(kind, ordered, unfixable, initialized_by_children(text))
+    unfixable = []
+    for name, patterns, advice in UNFIXABLE:
+        if ordered and name in FRAMES_ONLY:
+            continue
+        matches = [p.search(text) for p in patterns]
+        if matches[0] is not None and all(matches):
+            unfixable.append(Unfixable(name, matches[0].group(0)[:200], advice))
+    return Findings(kind, ordered, tuple(unfixable), initialized_by_children(text))
 
 
 STREAM_BLOCK, STREAM_OVERLAP, WHOLE_LIMIT = 1 << 20, 8 << 10, 64 << 20

@@ -43,10 +43,49 @@ def activate(how: str = "pth") -> None:
             warn(f"not active: {snap['runtime_missing']}")
             return
         activated_by = how
+        if os.environ.get("OBJCPREFORK_LEARN") == "1":
+            announce_for_learning()
         if config.debug:
             sys.stderr.write(report(how) + "\n")
     except Exception as exc:
         warn(f"start-up activation failed: {exc!r}")
+
+
+def announce_for_learning() -> None:
+    """Under `objcprefork run --learn`, tell the launcher on stderr (it keeps
+    these lines out of the output):
+    - that this process started by exec: its +initialize log lines are its own;
+    - in every Python fork child that objc restricts, that its lines name
+      classes its parent should force;
+    - before each fork, which loaded classes have a trivial +initialize,
+      which objc logs too but which never need forcing."""
+    pid = os.getpid()
+    os.write(2, f"objcprefork[{pid}]: learn: exec\n".encode())
+
+    def after_in_child() -> None:
+        from ._native import core
+
+        if core.snapshot()["restricted"]:
+            os.write(2, f"objcprefork[{os.getpid()}]: learn: fork child of a threaded "
+                        "parent\n".encode())
+
+    announced: set[str] = set()
+
+    def trivial_before_fork() -> None:
+        # Before each fork, the loaded classes with a trivial +initialize not
+        # announced yet: objc logs them in children too, and they never need
+        # forcing. Only under --learn.
+        from ._native import core
+
+        names = [row["name"] for row in core.inspect(None)
+                 if row["trivial"] and row["name"] not in announced]
+        announced.update(names)
+        for start in range(0, len(names), 500):
+            os.write(2, (f"objcprefork[{os.getpid()}]: learn: trivial "
+                         + " ".join(names[start:start + 500]) + "\n").encode(
+                             "utf-8", "surrogateescape"))
+
+    os.register_at_fork(before=trivial_before_fork, after_in_child=after_in_child)
 
 
 def report(how: str) -> str:

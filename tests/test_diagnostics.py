@@ -327,34 +327,3 @@ def test_doctor_command_json(venv, run_command):
     assert run.returncode == (0 if report["protected"] else 1)
 
 
-# ---- the learning launcher ---------------------------------------------------
-
-def test_learn_then_survive(venv, run_command, tmp_path, fixtures):
-    app = tmp_path / "app.py"
-    app.write_text(textwrap.dedent("""
-        from forkprobe import *
-        load(); make_threaded()
-        child = fork_touching("FXGamma")
-        report(child=child)
-        raise SystemExit(0 if child == "exit 0" else 3)
-    """))
-    config = tmp_path / "learnt.toml"
-    launcher = [venv.bin / "objcprefork", "run", "--config", config, "--no-defaults"]
-    first = run_command([*launcher, "--learn", "--", venv.python, app], check=False)
-    assert first.returncode == 3 and first.facts == {"child": "SIGABRT"}
-    assert "+[FXGamma initialize] may have been in progress" in first.stderr  # flowed through
-    assert "learnt 1 class(es): FXGamma" in first.stderr
-    learnt = Config()
-    read_file(str(config), learnt)
-    assert learnt.classes == ("FXGamma",)
-    second = run_command([*launcher, "--", venv.python, app])
-    assert second.facts == {"child": "exit 0"}
-    again = run_command([*launcher, "--learn", "--", venv.python, app])
-    assert "no fork-safety crash seen" in again.stderr
-
-
-def test_learn_passes_the_exit_status(venv, run_command, tmp_path):
-    run = run_command([venv.bin / "objcprefork", "run", "--learn", "--config",
-                       tmp_path / "c.toml", "--", sys.executable, "-c",
-                       "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"], check=False)
-    assert run.returncode == 128 + 15

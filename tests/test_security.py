@@ -51,7 +51,7 @@ def test_unwritable_config_path_gives_one_clear_line(venv, run_command, tmp_path
                       "thread when fork() was called.\n")
     run = run_command([venv.bin / "objcprefork", "explain", "--append", "--config",
                        blocker / "config.toml", report], check=False)
-    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.returncode == 3 and "Traceback" not in run.stderr  # 3: an I/O problem
     assert f"cannot write {blocker / 'config.toml'}" in run.stderr
     assert "it is unchanged" in run.stderr
     assert blocker.read_text() == "not a folder\n"

@@ -38,6 +38,7 @@
 #endif
 
 static int enforcement_disabled;
+static int print_initialize;
 static int fork_is_multithreaded;
 static int multithreaded_fork_child;
 static void (*previous_load_callback)(Class, struct objc_category *);
@@ -48,6 +49,11 @@ refuse_initialize(id self, SEL _cmd)
     const char *name = class_getName((Class)self);
     int pid = (int)getpid();
     (void)_cmd;
+    if (print_initialize) /* performForkChildInitialize's log line */
+        fprintf(stderr,
+                "objc[%d]: INITIALIZE: thread %p: refusing to call +[%s initialize] in fork() "
+                "child process because it may have been in progress when fork() was called\n",
+                pid, (void *)pthread_self(), name);
     fprintf(stderr,
             "objc[%d]: +[%s initialize] may have been in progress in another thread "
             "when fork() was called.\n",
@@ -62,11 +68,48 @@ refuse_initialize(id self, SEL _cmd)
     abort();
 }
 
+/* OBJC_PRINT_INITIALIZE_METHODS=YES: objc4 logs every +initialize it sends
+   (objc-initialize.mm, initializeNonMetaClass), trivial ones included, as
+   "objc[PID]: INITIALIZE: thread 0x...: calling +[X initialize]". Here every
+   class that defines +initialize gets a logging trampoline; a subclass that
+   inherits one goes through its definer's, with self the subclass, as objc4
+   sends +initialize to the superclass's method again.
+   One difference, on purpose: the trampolines are put in fork children only,
+   so the parent's method lists stay as objc4 leaves them, for what objcprefork
+   inspects there (trivial or not). The parent's own lines are not printed;
+   only children's are needed to learn what a parent must force. */
+static struct wrapped { Class cls; IMP original; } *wrapped;
+static size_t wrapped_count, wrapped_room;
+
+static IMP
+original_initialize(Class cls)
+{
+    size_t i;
+    for (; cls != Nil; cls = class_getSuperclass(cls))
+        for (i = 0; i < wrapped_count; i++)
+            if (wrapped[i].cls == cls)
+                return wrapped[i].original;
+    return NULL;
+}
+
+static void
+logging_initialize(id self, SEL _cmd)
+{
+    IMP original = original_initialize((Class)self);
+    fprintf(stderr, "objc[%d]: INITIALIZE: thread %p: calling +[%s initialize]\n",
+            (int)getpid(), (void *)pthread_self(), class_getName((Class)self));
+    if (original)
+        ((void (*)(id, SEL))original)(self, _cmd);
+    fprintf(stderr, "objc[%d]: INITIALIZE: thread %p: finished +[%s initialize]\n",
+            (int)getpid(), (void *)pthread_self(), class_getName((Class)self));
+}
+
 static IMP
 class_initialize_imp(Class cls)
 {
     Method m = class_getClassMethod(cls, sel_registerName("initialize"));
-    return m ? method_getImplementation(m) : NULL;
+    IMP imp = m ? method_getImplementation(m) : NULL;
+    return imp == (IMP)logging_initialize ? original_initialize(cls) : imp;
 }
 
 /* objc4's classHasTrivialInitialize (objc-initialize.mm): a root class, or
@@ -107,13 +150,42 @@ arm_class(Class cls)
         class_addMethod(meta, initialize, (IMP)refuse_initialize, "v@:");
 }
 
-/* Classes loaded into the child after fork never ran +initialize in the
-   parent: Apple refuses them too. */
 static void
-arm_loaded_class(Class cls, struct objc_category *category)
+wrap_for_logging(Class cls)
+{
+    SEL initialize = sel_registerName("initialize");
+    Method m;
+    if (!defines_class_initialize(cls) || !(m = class_getClassMethod(cls, initialize)) ||
+        method_getImplementation(m) == (IMP)logging_initialize)
+        return;
+    if (wrapped_count == wrapped_room) {
+        wrapped_room = wrapped_room ? 2 * wrapped_room : 256;
+        if (!(wrapped = realloc(wrapped, wrapped_room * sizeof *wrapped)))
+            abort();
+    }
+    wrapped[wrapped_count].cls = cls;
+    wrapped[wrapped_count++].original = method_getImplementation(m);
+    class_replaceMethod(object_getClass((id)cls), initialize, (IMP)logging_initialize, "v@:");
+}
+
+static void
+log_loaded_class(Class cls, struct objc_category *category)
 {
     if (previous_load_callback)
         previous_load_callback(cls, category);
+    if (category == NULL)
+        wrap_for_logging(cls);
+}
+
+/* Classes loaded into the child after fork never ran +initialize in the
+   parent: Apple refuses them too. */
+static void (*arm_previous_callback)(Class, struct objc_category *);
+
+static void
+arm_loaded_class(Class cls, struct objc_category *category)
+{
+    if (arm_previous_callback)
+        arm_previous_callback(cls, category);
     if (category == NULL)
         arm_class(cls);
 }
@@ -130,7 +202,7 @@ arm_all_classes(void)
         arm_class(classes[i]);
     free(classes);
     if (_objc_load_callback != arm_loaded_class) {
-        previous_load_callback = _objc_load_callback;
+        arm_previous_callback = _objc_load_callback;
         _objc_load_callback = arm_loaded_class;
     }
 }
@@ -165,10 +237,29 @@ prepare(void)
 }
 
 static void
+log_all_classes(void)
+{
+    int count = objc_getClassList(NULL, 0), i;
+    Class *classes = malloc(sizeof(Class) * (size_t)(count > 0 ? count : 1));
+    if (classes == NULL)
+        abort();
+    count = objc_getClassList(classes, count);
+    for (i = 0; i < count; i++)
+        wrap_for_logging(classes[i]);
+    free(classes);
+    if (_objc_load_callback != log_loaded_class && _objc_load_callback != arm_loaded_class) {
+        previous_load_callback = _objc_load_callback;
+        _objc_load_callback = log_loaded_class;
+    }
+}
+
+static void
 child(void)
 {
     if (fork_is_multithreaded && !enforcement_disabled)
         multithreaded_fork_child = 1;
+    if (print_initialize)
+        log_all_classes();
     if (multithreaded_fork_child)
         arm_all_classes();
 }
@@ -204,6 +295,7 @@ load(void)
     int strict = version != NULL && atof(version) < 876;
     enforcement_disabled = is_apple_yes(secure_getenv("OBJC_DISABLE_INITIALIZE_FORK_SAFETY"), strict);
     pthread_atfork(prepare, NULL, child);
+    print_initialize = is_apple_yes(secure_getenv("OBJC_PRINT_INITIALIZE_METHODS"), strict);
 }
 
 /* For tests: whether this process is a restricted fork child. */

@@ -1,0 +1,199 @@
+"""`objcprefork run --learn`: every class a command's fork children need, in
+one run; signals; and a command line that never shows a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from conftest import clean_environment
+
+from objcprefork._config import Config, read_file
+
+APP = """
+    import os, signal, sys, time
+    from forkprobe import *
+    load(); make_threaded()
+    touch("FXAlpha")  # the parent's own class: never learnt
+    # A chain of non-trivial classes (FXSub inherits FXBase's +initialize),
+    # and a trivial one, touched only by a forked child.
+    child = fork_touching("FXBeta", "FXGamma", "FXSub", "FXTrivial")
+    report(child=child)
+    if len(sys.argv) > 1:  # wait to be interrupted
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        time.sleep(60)
+    raise SystemExit(0 if child == "exit 0" else 3)
+"""
+
+
+def launcher(venv, config):
+    return [venv.bin / "objcprefork", "run", "--config", config, "--no-defaults"]
+
+
+def test_one_run_learns_every_class_the_children_needed(venv, run_command, tmp_path, fixtures):
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(APP))
+    config = tmp_path / "learnt.toml"
+    before = run_command([venv.bin / "objcprefork", "run", "--no-defaults", "--",
+                          venv.python, app], check=False)
+    assert before.facts == {"child": "SIGABRT"}  # without the classes, the child dies
+    assert not config.exists()  # and a plain run writes nothing
+    first = run_command([*launcher(venv, config), "--learn", "--", venv.python, app])
+    assert first.facts == {"child": "exit 0"}  # the check is off for the learning run
+    assert "learnt 4 class(es) from 1 child process(es)" in first.stderr
+    assert "objcprefork[" not in first.stderr  # the announcements stay out of the output
+    learnt = Config()
+    read_file(str(config), learnt)
+    assert set(learnt.classes) == {"FXBeta", "FXGamma", "FXBase", "FXSub"}  # no FXAlpha, FXTrivial
+    second = run_command([*launcher(venv, config), "--", venv.python, app])
+    assert second.facts == {"child": "exit 0"}
+    again = run_command([*launcher(venv, config), "--learn", "--", venv.python, app])
+    assert "nothing to learn" in again.stderr  # the parent forced them all this time
+
+
+def test_ctrl_c_keeps_what_was_learnt_and_leaves_nothing_behind(venv, tmp_path, fixtures):
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(APP))
+    config = tmp_path / "learnt.toml"
+    process = subprocess.Popen(
+        [str(a) for a in [*launcher(venv, config), "--learn", "--", venv.python, app, "wait"]],
+        cwd=tmp_path, env=clean_environment(tmp_path), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the child has run and been reported
+        assert json.loads(line) == {"child": "exit 0"}
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole process group
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    stderr = err.decode()
+    assert process.returncode == -signal.SIGINT  # died as the command did
+    assert "Traceback" not in stderr and "learnt 4 class(es)" in stderr
+    learnt = Config()
+    read_file(str(config), learnt)
+    assert set(learnt.classes) == {"FXBeta", "FXGamma", "FXBase", "FXSub"}
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no process of the group is left
+
+
+def test_a_command_killed_by_a_signal_kills_the_launcher_the_same_way(venv, run_command,
+                                                                      tmp_path):
+    run = run_command([venv.bin / "objcprefork", "run", "--learn", "--config",
+                       tmp_path / "c.toml", "--", sys.executable, "-c",
+                       "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"], check=False)
+    assert run.returncode == -signal.SIGTERM
+    assert not (tmp_path / "c.toml").exists()  # nothing learnt, no empty file
+
+
+def test_stderr_stays_a_terminal_under_learn(venv, tmp_path):
+    import pty
+
+    reader, writer = pty.openpty()
+    code = "import sys; print('tty' if sys.stderr.isatty() else 'pipe', file=sys.stderr)"
+    process = subprocess.Popen(
+        [str(venv.bin / "objcprefork"), "run", "--learn", "--config", str(tmp_path / "c.toml"),
+         "--", str(venv.python), "-c", code],
+        cwd=tmp_path, env=clean_environment(tmp_path), stderr=writer, stdout=subprocess.DEVNULL)
+    os.close(writer)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(reader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(timeout=60)
+    os.close(reader)
+    assert b"tty" in output and b"pipe" not in output, output
+
+
+BAD_CONFIG = 'classes = ["A"\n'
+
+
+@pytest.mark.parametrize("argv, status, words", [
+    (["explain", "{tmp}/missing.log"], 3, "cannot read {tmp}/missing.log"),
+    (["scan", "--write", "{tmp}/file/x.toml"], 3, "cannot write {tmp}/file/x.toml"),
+    (["explain", "--append", "--config", "{tmp}/file/c.toml", "{sample}"], 3,
+     "cannot write {tmp}/file/c.toml"),
+    (["explain", "--config", "{tmp}/bad.toml", "{sample}"], 2, "{tmp}/bad.toml, line"),
+    (["run", "--classes", "Bad-Name", "--", "true"], 2, "invalid Objective-C class name"),
+    (["run", "--", "no-such-command-objcprefork"], 127, "cannot run"),
+    (["run"], 2, "no command given"),
+    (["explain", "{empty}"], 1, ""),
+    (["frobnicate"], 2, "invalid choice"),
+])
+def test_command_line_errors_are_one_line_with_a_named_status(venv, run_command, tmp_path,
+                                                              argv, status, words):
+    (tmp_path / "file").write_text("a file, not a folder\n")
+    (tmp_path / "bad.toml").write_text(BAD_CONFIG)
+    (tmp_path / "empty.log").write_text("nothing to see\n")
+    sample = os.path.join(os.path.dirname(__file__), "samples", "stderr.txt")
+    argv = [a.format(tmp=tmp_path, sample=sample, empty=tmp_path / "empty.log") for a in argv]
+    run = run_command([venv.bin / "objcprefork", *argv], check=False)
+    assert run.returncode == status, run.stderr
+    assert "Traceback" not in run.stderr
+    if words:
+        assert words.format(tmp=tmp_path) in run.stderr
+        assert len([line for line in run.stderr.splitlines() if line.strip()]) <= 2  # usage+line
+
+
+def test_a_closed_stdout_ends_quietly(venv, tmp_path):
+    sample = os.path.join(os.path.dirname(__file__), "samples", "stderr.txt")
+    process = subprocess.Popen([str(venv.bin / "objcprefork"), "explain", "--json", sample],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                               env=clean_environment(tmp_path))
+    assert process.stdout is not None
+    process.stdout.close()  # the reader goes away, as with | head
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 141 and err == b"", err
+
+
+@pytest.mark.parametrize("subcommand", [["doctor"], ["scan"], ["explain", "{sample}"]])
+def test_every_reporting_subcommand_has_json(venv, run_command, tmp_path, subcommand):
+    sample = os.path.join(os.path.dirname(__file__), "samples", "stderr.txt")
+    argv = [a.format(sample=sample) for a in subcommand]
+    run = run_command([venv.bin / "objcprefork", *argv, "--json"], check=False)
+    report = json.loads(run.stdout)
+    expected = {"doctor": {"protected", "classes", "problems"},
+                "scan": {"images", "count"},
+                "explain": {"format", "classes", "initialized_by_children", "look_alikes",
+                            "config"}}[subcommand[0]]
+    assert expected <= set(report), report
+
+
+def test_explain_honours_config_and_restores_lost_underscores(venv, run_command, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('classes = ["__NSCFConstantString"]\ndefaults = false\n')
+    log = tmp_path / "title.txt"
+    log.write_text("objc[9]: +[NSCFConstantString initialize] may have been in progress in "
+                   "another thread when fork() was called.\n")
+    run = run_command([venv.bin / "objcprefork", "explain", "--json", "--config", config, log])
+    assert json.loads(run.stdout)["classes"] == [{"name": "__NSCFConstantString",
+                                                  "listed": True}]
+
+
+def test_explain_says_what_it_waits_for_on_a_terminal(venv, tmp_path):
+    import pty
+
+    reader, writer = pty.openpty()
+    process = subprocess.Popen([str(venv.bin / "objcprefork"), "explain"], stdin=writer,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                               env=clean_environment(tmp_path))
+    time.sleep(1)
+    os.write(reader, b"\x04")  # Ctrl-D: end of input
+    out, err = process.communicate(timeout=60)
+    os.close(reader)
+    os.close(writer)
+    assert b"reading a crash report or log from standard input" in err
+    assert process.returncode == 1 and b"Found no fork-safety crash" in out
