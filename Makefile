@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml src/_objcprefork.c $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
-.PHONY: test demo objc-deps docs lint check-dist check-macos wheel-test bench sanitize test-cpython-fork clean
+.PHONY: test demo objc-deps emulation docs lint check-dist check-macos wheel-test bench sanitize test-cpython-fork clean
 
 test: objc-deps $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -84,6 +84,11 @@ sanitize: objc-deps
 # Foundation loaded into every process, against the same tests without it.
 test-cpython-fork: objc-deps $(VENV)/.installed
 	$(PY) .ci/cpython_fork_tests.py
+
+# The emulation of Apple's check and the test fixtures, for trying it by hand
+# (README, "Try it on Linux"): .objc/libforksafety.so and friends.
+emulation: objc-deps $(VENV)/.installed
+	$(PY) tests/objc/build.py .objc
 
 docs: $(VENV)/.installed
 	cd docs && ../$(PY) -c "from objcprefork._defaults import markdown; print(markdown(), end='')" > classes.md

@@ -267,7 +267,7 @@ def command_scan(args: argparse.Namespace) -> int:
     from ._scan import render, scan
 
     try:
-        load_frameworks(args.framework, allow_paths=True)
+        load_frameworks(args.framework, allow_paths=True, short_names=True)
     except ValueError as exc:
         raise Failure(str(exc), USAGE) from None
     found = scan(args.image)
@@ -285,13 +285,15 @@ def write_scan(args: argparse.Namespace, found: dict[str, list[tuple[str, str]]]
     from . import _toml
     from ._config import Config, read_file
     from ._crashlog import is_class_name
-    from ._frameworks import validate_framework_names
+    from ._frameworks import SONAME, validate_framework_names
 
     # Only valid names reach the file, and paths only inside quoted comments:
     # nothing the runtime or a path supplies can add a key.
     classes = tuple(name for names in found.values() for name, _owner in names
                     if is_class_name(name))
-    names = validate_framework_names(f for f in args.framework if "/" not in f)
+    names = validate_framework_names(f for f in args.framework
+                                     if "/" not in f and (sys.platform == "darwin"
+                                                          or SONAME.fullmatch(f)))
     lines = ["# written by objcprefork scan: classes with a non-trivial +initialize"]
     lines += [_toml.comment(f"scanned {p} (a path: load it in your app; the config "
                             "takes names)") for p in args.framework if "/" in p]

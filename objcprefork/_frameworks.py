@@ -18,8 +18,8 @@ SONAME = re.compile(r"lib[\w.+-]*\.so(\.\d+)*")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
 
 
-def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False
-                             ) -> tuple[str, ...]:
+def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False,
+                             short_names: bool = False) -> tuple[str, ...]:
     """Framework names (macOS: "Foundation"; elsewhere a soname: "libfoo.so.1").
 
     Paths are accepted only when allow_paths (the Python API), never from
@@ -40,7 +40,7 @@ def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False
                              "the Python API; configuration takes a name")
         if not name or name[0] == "." or not set(name) <= _NAME_CHARS:
             raise ValueError(f"invalid framework name {name!r}: letters, digits and ._+- only")
-        if sys.platform != "darwin" and not SONAME.fullmatch(name):
+        if sys.platform != "darwin" and not SONAME.fullmatch(name) and not short_names:
             raise ValueError(f"invalid library name {name!r}: off macOS a framework is a "
                              "library soname, lib*.so[.N...]")
         valid.append(name)
@@ -65,16 +65,27 @@ def candidates(name: str) -> list[str]:
     if "/" in name:
         return [name]
     if sys.platform != "darwin":
+        if not SONAME.fullmatch(name):  # a short name (scan): lib<name>.so, newest first
+            import glob
+
+            return sorted((path for folder in library_folders()
+                           for path in glob.glob(os.path.join(glob.escape(folder),
+                                                              f"lib{glob.escape(name)}.so*"))),
+                          key=lambda path: (len(path), path), reverse=True)
         return [os.path.join(folder, name) for folder in library_folders()
                 if os.path.isfile(os.path.join(folder, name))]
     return [f"{folder}/{name}.framework/{name}" for folder in FRAMEWORK_FOLDERS]
 
 
-def load_frameworks(names: Iterable[str], *, allow_paths: bool = False) -> None:
-    """Load each framework; ValueError names the first one that cannot be loaded."""
+def load_frameworks(names: Iterable[str], *, allow_paths: bool = False,
+                    short_names: bool = False) -> None:
+    """Load each framework; ValueError names the first one that cannot be loaded,
+    and what was tried. short_names (scan): off macOS, "gnustep-base" is
+    looked for as lib<name>.so* too."""
     import ctypes
 
-    for name in validate_framework_names(names, allow_paths=allow_paths):
+    for name in validate_framework_names(names, allow_paths=allow_paths,
+                                          short_names=short_names):
         errors = []
         for candidate in candidates(name):
             try:
@@ -83,5 +94,8 @@ def load_frameworks(names: Iterable[str], *, allow_paths: bool = False) -> None:
             except Exception as exc:  # any failure is one message, never a crash
                 errors.append(str(exc))
         else:
+            short = sys.platform != "darwin" and "/" not in name and not SONAME.fullmatch(name)
+            folders = FRAMEWORK_FOLDERS if sys.platform == "darwin" else library_folders()
             raise ValueError(f"cannot load framework {name!r}: "
-                             f"{'; '.join(errors) or 'not found in the system library folders'}")
+                             f"{'; '.join(errors) or 'not found'} (tried "
+                             f"{f'lib{name}.so*' if short else name} in {', '.join(folders)})")
