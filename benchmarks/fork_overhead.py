@@ -42,7 +42,7 @@ ballast = [{"n": i, "s": str(i) * 3} for i in range(ballast_mb * 4300)]
 before = rss_kib()
 if mode == "startup":  # what OBJCPREFORK=1 does at interpreter start
     import objcprefork
-    objcprefork._install(tuple(names))
+    objcprefork._install(dict.fromkeys(names, "benchmark"))
 elif mode == "api":
     import objcprefork
     objcprefork.install(names, defaults=False)

@@ -19,9 +19,9 @@ from objcprefork._native import core
 names = json.loads(sys.argv[2])
 start = time.perf_counter_ns()
 if names is None:
-    objcprefork._install(objcprefork.DEFAULT_CLASSES)
+    objcprefork._install(dict.fromkeys(objcprefork.DEFAULT_CLASSES, "defaults"))
 else:
-    objcprefork._install(tuple(names))
+    objcprefork._install(dict.fromkeys(names, "benchmark"))
 elapsed = time.perf_counter_ns() - start
 states = list(core.snapshot()["classes"].values())
 print(json.dumps({"ns": elapsed, "initialized": states.count("initialized"),

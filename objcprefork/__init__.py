@@ -10,7 +10,7 @@ loaded (Linux, Windows, macOS before 10.13) it does nothing, and says so.
 import os
 
 from ._defaults import DEFAULT_CLASSES
-from ._names import merge, validate_names
+from ._names import validate_names
 from ._native import InertCore, core
 
 # Kept light for interpreter start-up: typing, dataclasses and the config
@@ -29,17 +29,21 @@ __all__ = [
 ]
 
 def install(classes: "Iterable[str] | None" = None, *, defaults: bool = True,
-            frameworks: "Iterable[str]" = ()) -> "Status":
+            frameworks: "Iterable[str]" = (), child_core_dumps: bool | None = None
+            ) -> "Status":
     """Run +initialize of the listed classes now and before every fork().
 
-    The list becomes DEFAULT_CLASSES (unless defaults is false) followed by
-    classes. frameworks (macOS framework names, library sonames, or paths) are
-    loaded first, in this process. Listed classes already loaded are
-    initialized right away, outside any fork, so that a failing +initialize
-    fails here. Classes not loaded yet are looked for again at every fork, and
-    forced outside it when the fork is made from Python (a
-    before-fork hook) or, as a last resort, in the fork handler itself.
-    Idempotent: calling it again sets the same list again.
+    Adds DEFAULT_CLASSES (unless defaults is false) and classes to the list.
+    It never drops a class that another way put there (the launcher, the
+    environment, the config file, learnt classes, earlier calls): only
+    set_classes() replaces the list. frameworks (macOS framework names,
+    library sonames, or paths) are loaded first, in this process. Listed
+    classes already loaded are initialized right away, outside any fork, so
+    that a failing +initialize fails here. Classes not loaded yet are looked
+    for again at every fork, and forced outside it when the fork is made from
+    Python (a before-fork hook) or, as a last resort, in the fork handler.
+    Idempotent. child_core_dumps=False sets RLIMIT_CORE to 0 in forked
+    children only (the parent keeps its limit); None leaves it as it is.
 
     In a restricted process (a fork child of a threaded parent, where Apple's
     runtime aborts at any new +initialize), nothing new is forced: install()
@@ -49,9 +53,13 @@ def install(classes: "Iterable[str] | None" = None, *, defaults: bool = True,
     """
     if not isinstance(defaults, bool):
         raise TypeError(f"defaults must be True or False, not {defaults!r}")
-    _install(merge(DEFAULT_CLASSES if defaults else (),
-                   validate_names(classes) if classes is not None else ()),
-             frameworks, allow_paths=True)
+    if child_core_dumps is not None and not isinstance(child_core_dumps, bool):
+        raise TypeError(f"child_core_dumps must be True, False or None, not "
+                        f"{child_core_dumps!r}")
+    listed = dict.fromkeys(DEFAULT_CLASSES, "defaults") if defaults else {}
+    for name in validate_names(classes) if classes is not None else ():
+        listed.setdefault(name, "install()")
+    _install(listed, frameworks, allow_paths=True, child_core_dumps=child_core_dumps)
     return status()
 
 
@@ -73,16 +81,19 @@ def install_from_config(environ: "Mapping[str, str] | None" = None, *,
     config = _config.load(os.environ if environ is None else environ)
     if defaults is not None:
         config.defaults = defaults
-    _install(config.class_list(extra), config.frameworks)
+    _install(config.sourced(extra, "install_from_config()"), config.frameworks,
+             child_core_dumps=False if not config.child_core_dumps else None)
     return status()
 
 
 _hooked = False  # os.register_at_fork(before=core.force) done in this interpreter
 _warned_restricted = False
+_sources: dict[str, str] = {}  # class -> the way that listed it first
 
 
-def _install(names: tuple[str, ...], frameworks: "Iterable[str]" = (), *,
-             allow_paths: bool = False) -> None:
+def _install(names: "Mapping[str, str]", frameworks: "Iterable[str]" = (), *,
+             allow_paths: bool = False, child_core_dumps: bool | None = None) -> None:
+    """Add names (class -> source) to the list and switch objcprefork on."""
     global _hooked
     if frameworks:
         from ._frameworks import load_frameworks
@@ -90,10 +101,14 @@ def _install(names: tuple[str, ...], frameworks: "Iterable[str]" = (), *,
         load_frameworks(frameworks, allow_paths=allow_paths)
     was = core.set_enabled(True)  # registering the handlers is what can fail: first
     try:
-        core.set_table(names)
+        core.set_table(tuple(names), True)
     except BaseException:
         core.set_enabled(was)
         raise
+    for name, source in names.items():
+        _sources.setdefault(name, source)
+    if child_core_dumps is not None:
+        core.set_child_core_dumps(child_core_dumps)
     if not _hooked and not isinstance(core, InertCore):
         # Forks from Python get their classes forced here, with the GIL
         # released and before CPython takes its fork locks; the C handler
@@ -141,14 +156,21 @@ def classes() -> tuple[str, ...]:
 def add_classes(names: "Iterable[str]") -> None:
     """Append classes to the list (duplicates are ignored); when installed, initialize them
     now (never in a restricted process: see Status.restricted)."""
-    core.set_table(validate_names(names), True)
+    added = validate_names(names)
+    core.set_table(added, True)
+    for name in added:
+        _sources.setdefault(name, "add_classes()")
     _force()
 
 
 def set_classes(names: "Iterable[str]") -> None:
-    """Replace the list; when installed, initialize the new classes now (never in a
-    restricted process: see Status.restricted)."""
-    core.set_table(validate_names(names))
+    """Replace the whole list, whatever put the classes there (the launcher, the
+    environment, the config file, install()); when installed, initialize the new
+    classes now (never in a restricted process: see Status.restricted)."""
+    listed = validate_names(names)
+    core.set_table(listed)
+    _sources.clear()
+    _sources.update(dict.fromkeys(listed, "set_classes()"))
     _force()
 
 
@@ -157,7 +179,7 @@ def status() -> "Status":
     state, the counters."""
     from ._status import Status
 
-    return Status(core.snapshot())
+    return Status(core.snapshot(), _sources)
 
 
 def __getattr__(name: str) -> object:

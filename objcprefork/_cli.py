@@ -44,29 +44,42 @@ def bootstrap_dir() -> str:
 
 
 def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
-    """The environment under which every Python that the command starts activates."""
-    from ._config import Config, ConfigError, read_file
+    """The environment under which every Python that the command starts activates.
+
+    The launcher decides once: it reads the configuration (file, environment,
+    options) here and hands the result on in variables, so that no Python
+    under it needs a TOML parser, and the config file is not read again."""
+    from ._config import Config, ConfigError, load, read_file
     from ._names import split_names
 
     env = dict(environ)
-    env["OBJCPREFORK"] = "1"
-    if args.classes:
-        try:
-            named = [name for value in args.classes for name in split_names(value)]
-        except ValueError as exc:
-            raise Failure(str(exc), USAGE) from None
-        env["OBJCPREFORK_CLASSES"] = ",".join(
-            part for part in (environ.get("OBJCPREFORK_CLASSES", "").strip(), *named) if part)
+    try:
+        named = tuple(name for value in args.classes for name in split_names(value))
+    except ValueError as exc:
+        raise Failure(str(exc), USAGE) from None
     if args.config:
         path = os.path.abspath(args.config)
-        if not (args.learn and not os.path.exists(path)):  # --learn may create it
+        if os.path.exists(path) or not args.learn:  # --learn may create it
             try:
-                read_file(path, Config())  # refuse a bad file now, not in every child
+                read_file(path, Config())
             except ConfigError as exc:
                 raise Failure(str(exc), USAGE) from None
             env["OBJCPREFORK_CONFIG"] = path
-    if args.no_defaults:
-        env["OBJCPREFORK_DEFAULTS"] = "0"
+        else:
+            env["OBJCPREFORK_CONFIG"] = "-"
+    try:
+        config = load(env)
+    except ConfigError as exc:
+        raise Failure(str(exc), USAGE) from None
+    config.add(named, "objcprefork run")
+    env.update(OBJCPREFORK="1", OBJCPREFORK_LAUNCHER="1", OBJCPREFORK_CONFIG="-",
+               OBJCPREFORK_CLASSES=",".join(config.classes),
+               OBJCPREFORK_DEFAULTS="0" if args.no_defaults or config.defaults is False
+               else "1")
+    if config.frameworks:
+        env["OBJCPREFORK_FRAMEWORKS"] = ",".join(config.frameworks)
+    if args.no_child_core_dumps:
+        env["OBJCPREFORK_CHILD_CORES"] = "0"
     if args.disable_fork_safety:
         env["OBJC_DISABLE_INITIALIZE_FORK_SAFETY"] = TRUE_FOR_APPLE
     paths = [bootstrap_dir()] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -243,6 +256,42 @@ def foreground() -> bool:
         except (OSError, ValueError):
             pass
     return False
+
+
+def command_enable(args: argparse.Namespace) -> int:
+    """Switch start-up activation on for every Python of this environment,
+    without a variable: a marker next to objcprefork.pth, which its line stats."""
+    from ._config import enable_marker
+
+    marker = enable_marker()
+    if not marker or not os.path.exists(os.path.join(os.path.dirname(marker),
+                                                     "objcprefork.pth")):
+        raise Failure("objcprefork's start-up files are not installed next to "
+                      f"{os.path.dirname(marker) or 'this package'} (an editable install has "
+                      "none): install the wheel", IO)
+    if args.enable:
+        import tempfile
+
+        try:
+            fd, temporary = tempfile.mkstemp(dir=os.path.dirname(marker), prefix=".objcprefork-")
+            with os.fdopen(fd, "w") as f:
+                f.write("# objcprefork is switched on at the start of every Python of this "
+                        "environment.\n# `objcprefork disable` removes this file; OBJCPREFORK=0 "
+                        "overrides it.\n")
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, marker)
+        except OSError as exc:
+            raise Failure(f"cannot write {marker}: {exc.strerror or exc}", IO) from None
+        print(f"objcprefork: enabled for every Python start of this environment ({marker})")
+    else:
+        try:
+            os.remove(marker)
+            print(f"objcprefork: disabled ({marker} removed)")
+        except FileNotFoundError:
+            print(f"objcprefork: already disabled (no {marker})")
+        except OSError as exc:
+            raise Failure(f"cannot remove {marker}: {exc.strerror or exc}", IO) from None
+    return OK
 
 
 def emit(report: Mapping[str, object], text: str, as_json: bool) -> None:
@@ -423,6 +472,8 @@ def parser() -> argparse.ArgumentParser:
                      help="extra class names, separated by commas or spaces (repeatable)")
     run.add_argument("--config", metavar="FILE", help="a TOML config file to use")
     run.add_argument("--no-defaults", action="store_true", help="drop the default class list")
+    run.add_argument("--no-child-core-dumps", action="store_true",
+                     help="RLIMIT_CORE 0 in the command's forked children only")
     run.add_argument("--disable-fork-safety", action="store_true",
                      help="fallback: also set OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES, which "
                           "silences Apple's check (only effective before a process starts)")
@@ -432,6 +483,12 @@ def parser() -> argparse.ArgumentParser:
                           "its fork children needed in the config file")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     run.set_defaults(handler=command_run)
+
+    for name, on in (("enable", True), ("disable", False)):
+        switch = sub.add_parser(
+            name, help=f"switch start-up activation {'on' if on else 'off'} for every Python "
+                       "of this environment, without a variable")
+        switch.set_defaults(handler=command_enable, enable=on)
 
     doctor = sub.add_parser("doctor", help="is this process protected? (exit 0 if so)")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")

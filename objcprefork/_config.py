@@ -1,9 +1,20 @@
-"""Where the configuration comes from, and in what order.
+"""The one settings step: the environment, the config file and the enable
+marker become one Config. Every way in (the .pth line and the .start file
+through _startup, the launcher's bootstrap, objcprefork.auto,
+install_from_config, run, explain, doctor) reads it from here.
 
 Sources: the environment (OBJCPREFORK_*), a TOML file, the API's arguments.
 Class lists add up, in that order of sources: file, then environment, then
 API. A single setting (defaults) is taken from the most specific source that
 sets it: API argument, else environment, else file, else true.
+
+Who is heard, in one place (README, "Activation rules"):
+- OBJCPREFORK* variables are not PYTHON* variables: -E and -I honour them;
+- -I (isolated) reads no config file: neither the user's nor OBJCPREFORK_CONFIG;
+- a set-id process (issetugid(), AT_SECURE) ignores every OBJCPREFORK*
+  variable and every config file;
+- activation: OBJCPREFORK when set, else the enable marker that
+  `objcprefork enable` puts next to the .pth file.
 
 At start-up a bad source is skipped with one warning line; through the API it
 raises ValueError (ConfigError)."""
@@ -19,7 +30,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-TRUE_VALUES = ("1", "yes", "true", "on")
+try:
+    from _objcprefork_start import TRUE_VALUES
+except ImportError:  # a source tree or a zip application without the start-up module
+    TRUE_VALUES = ("1", "yes", "true", "on")
 FILE_KEYS = ("classes", "defaults", "frameworks")
 
 
@@ -37,22 +51,42 @@ MAX_CLASSES = 4096  # from files and variables; the API is not capped
 
 def is_setugid() -> bool:
     """issetugid() where it exists (macOS, BSDs), else the kernel's AT_SECURE
-    (set-id and file-capability binaries): a uid comparison misses both."""
+    (set-id and file-capability binaries): a uid comparison misses both.
+    Linux reads /proc/self/auxv, so start-up needs no ctypes there."""
+    if sys.platform.startswith("linux"):
+        import struct
+
+        try:
+            with open("/proc/self/auxv", "rb") as f:
+                data = f.read()
+        except OSError:
+            return os.getuid() != os.geteuid() or os.getgid() != os.getegid()
+        size = struct.calcsize("@L")
+        for offset in range(0, len(data) - 2 * size + 1, 2 * size):
+            key, value = struct.unpack_from("@LL", data, offset)
+            if key == 23:  # AT_SECURE
+                return bool(value)
+        return False
     import ctypes
 
     libc = ctypes.CDLL(None)
     if hasattr(libc, "issetugid"):
         return bool(libc.issetugid())
-    if hasattr(libc, "getauxval"):
-        libc.getauxval.restype = ctypes.c_ulong
-        libc.getauxval.argtypes = [ctypes.c_ulong]
-        return bool(libc.getauxval(23))  # AT_SECURE
-    return False
+    return os.getuid() != os.geteuid() or os.getgid() != os.getegid()
 
 
-def environment_ignored() -> bool:
-    """-E and -I ignore the environment, and so do set-id processes."""
-    return bool(sys.flags.ignore_environment) or is_setugid()
+ENABLE_MARKER = "objcprefork.enabled"
+
+
+def enable_marker() -> str:
+    """The file `objcprefork enable` writes: next to objcprefork.pth, in the
+    site-packages that holds objcprefork (the .pth line stats it)."""
+    try:
+        import _objcprefork_start
+    except ImportError:  # a source tree, or a zip application without it
+        return ""
+    return os.path.join(os.path.dirname(os.path.abspath(_objcprefork_start.__file__)),
+                        ENABLE_MARKER)
 
 
 def user_config_path(environ: Mapping[str, str]) -> str:
@@ -72,20 +106,40 @@ def active_config_path(environ: Mapping[str, str]) -> str:
 
 
 class Config:
-    """The merged result of the environment and the file."""
+    """The merged result of the environment, the file and the marker."""
 
     def __init__(self) -> None:
-        self.active = False          # OBJCPREFORK: activate at start-up
+        self.active = False          # activate at start-up
+        self.activation: str | None = None  # what decided it, for doctor
         self.debug = False           # OBJCPREFORK_DEBUG: one report line at start-up
         self.defaults: bool | None = None
         self.classes: tuple[str, ...] = ()
+        self.sources: dict[str, str] = {}  # class -> where it came from
         self.frameworks: tuple[str, ...] = ()
+        self.child_core_dumps = True  # OBJCPREFORK_CHILD_CORES=0: none in forked children
         self.path: str | None = None  # the config file read, if any
+        self.problems: list[str] = []  # every problem found, for doctor
+
+    def add(self, names: tuple[str, ...], source: str) -> None:
+        for name in names:
+            self.sources.setdefault(name, source)
+        self.classes = merge(self.classes, names)
 
     def class_list(self, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+        return tuple(self.sourced(extra))
+
+    def sourced(self, extra: tuple[str, ...] = (), extra_source: str = "install_from_config()"
+                ) -> dict[str, str]:
+        """The class list in force, each class with where it came from."""
         from ._defaults import DEFAULT_CLASSES
 
-        return merge(DEFAULT_CLASSES if self.defaults is not False else (), self.classes, extra)
+        listed = dict.fromkeys(DEFAULT_CLASSES if self.defaults is not False else (),
+                               "defaults")
+        for name in self.classes:
+            listed.setdefault(name, self.sources.get(name, "configuration"))
+        for name in extra:
+            listed.setdefault(name, extra_source)
+        return listed
 
 
 def _line_of(text: str, needle: str) -> int | None:
@@ -174,7 +228,7 @@ def read_file(path: str, config: Config) -> None:
                 raise fail(key, item or key, str(exc)) from None
     config.path = path
     config.defaults = defaults
-    config.classes = validate_names(lists["classes"])
+    config.add(validate_names(lists["classes"]), f"config file {path}")
     config.frameworks = validate_framework_names(lists["frameworks"])
 
 
@@ -186,31 +240,50 @@ def load(environ: Mapping[str, str],
     with it, each bad source is reported to on_error and skipped.
     """
     def problem(exc: ConfigError) -> None:
+        config.problems.append(str(exc))
         if on_error is None:
             raise exc
         on_error(exc)
 
     config = Config()
-    ignored = environment_ignored()
-    env: Mapping[str, str] = {} if ignored else environ
-    config.active = is_true(env.get("OBJCPREFORK"))
+    setid = is_setugid()
+    env: Mapping[str, str] = {} if setid else environ
+    files = not setid and not sys.flags.isolated
+    if "OBJCPREFORK" in env:
+        config.active = is_true(env["OBJCPREFORK"])
+        config.activation = f"OBJCPREFORK={env['OBJCPREFORK']!r}"
+    elif (marker := enable_marker()) and os.path.exists(marker):
+        config.active, config.activation = True, f"enabled by {marker}"
+    if setid:
+        config.activation = (config.activation or "off") + "; set-id: variables and files ignored"
     config.debug = is_true(env.get("OBJCPREFORK_DEBUG"))
+    config.child_core_dumps = env.get("OBJCPREFORK_CHILD_CORES", "").strip() != "0"
 
-    explicit = env.get("OBJCPREFORK_CONFIG")
+    explicit = env.get("OBJCPREFORK_CONFIG") if files else None
+    if explicit == "-":  # no file: `objcprefork run` read it already, for everyone
+        files, explicit = False, None
     if explicit and not os.path.isabs(explicit):
         problem(ConfigError(f"OBJCPREFORK_CONFIG={explicit!r} is relative: the current "
                             "directory never supplies the configuration"))
         explicit = None
-    if not ignored and environ.get("XDG_CONFIG_HOME", "").strip() and \
+    if files and environ.get("XDG_CONFIG_HOME", "").strip() and \
             not os.path.isabs(environ["XDG_CONFIG_HOME"]):
         problem(ConfigError(f"XDG_CONFIG_HOME={environ['XDG_CONFIG_HOME']!r} is relative "
                             "(the XDG spec says to ignore it): using ~/.config"))
-    path = explicit or (None if ignored else user_config_path(environ))
+    path = explicit or (user_config_path(environ) if files else None)
     if path is not None and (explicit or os.path.exists(path)):
         try:
             read_file(path, config)
         except ConfigError as exc:
             problem(exc)
+    if "OBJCPREFORK_FRAMEWORKS" in env:  # names only, as in a config file
+        from ._frameworks import validate_framework_names
+
+        try:
+            config.frameworks = merge(config.frameworks, validate_framework_names(
+                env["OBJCPREFORK_FRAMEWORKS"].replace(",", " ").split()))
+        except ValueError as exc:
+            problem(ConfigError(f"OBJCPREFORK_FRAMEWORKS: {exc}"))
 
     if "OBJCPREFORK_DEFAULTS" in env:
         value = env["OBJCPREFORK_DEFAULTS"].strip().lower()
@@ -222,8 +295,10 @@ def load(environ: Mapping[str, str],
             problem(ConfigError(f"OBJCPREFORK_DEFAULTS={env['OBJCPREFORK_DEFAULTS']!r}: "
                                 "expected 0 or 1"))
     if "OBJCPREFORK_CLASSES" in env:
+        source = ("objcprefork run" if env.get("OBJCPREFORK_LAUNCHER") == "1"
+                  else "OBJCPREFORK_CLASSES")
         try:
-            config.classes = merge(config.classes, split_names(env["OBJCPREFORK_CLASSES"]))
+            config.add(split_names(env["OBJCPREFORK_CLASSES"]), source)
         except ValueError as exc:
             problem(ConfigError(f"OBJCPREFORK_CLASSES: {exc}"))
     if len(config.classes) > MAX_CLASSES:

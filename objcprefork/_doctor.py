@@ -189,6 +189,9 @@ def enforcement() -> tuple[bool | str, list[str]]:
 def collect() -> dict[str, Any]:
     """Everything doctor reports, as plain data (what --json prints)."""
     status = objcprefork.status()
+    from ._config import load
+
+    settings = load(os.environ, on_error=lambda exc: None)  # problems are kept in it
     rows = core.inspect(tuple(c.name for c in status.classes))
     images = {row["name"]: row["image"] for row in rows}
     applies, facts = enforcement()
@@ -221,7 +224,12 @@ def collect() -> dict[str, Any]:
         "enforcement_facts": facts,
         "installed": status.installed,
         "activated_by": _startup.activated_by,
-        "classes": [{"name": c.name, "state": c.state, "image": images.get(c.name)}
+        "activation": settings.activation or "off (OBJCPREFORK unset, not enabled)",
+        "config_file": settings.path,
+        "config_problems": settings.problems,
+        "child_core_dumps": status.child_core_dumps,
+        "classes": [{"name": c.name, "state": c.state, "source": c.source,
+                     "image": images.get(c.name)}
                     for c in status.classes],
         "counters": {"forks": status.forks, "forced_in_fork": status.forced_in_fork,
                      "handler_last_ns": status.handler_last_ns,
@@ -242,10 +250,13 @@ def render(report: dict[str, Any]) -> str:
         f"runtime:      {report['runtime'] or 'none (' + str(report['runtime_missing']) + ')'}"
         + (f", forcing with {report['forcing_call']}" if report["forcing_call"] else ""),
         f"restricted:   {report['restricted'] or 'no'}",
+        f"start-up:     {report['activation']}",
+        f"config file:  {report['config_file'] or 'none'}",
+        *(f"              - problem: {p}" for p in report["config_problems"]),
         f"enforcement:  {enforced[report['enforcement']]}",
         *(f"              - {fact}" for fact in report["enforcement_facts"]),
         f"classes:      {len(report['classes'])}",
-        *(f"              {c['name']:<32} {c['state']:<12} {c['image'] or ''}"
+        *(f"              {c['name']:<32} {c['state']:<12} {c['source']:<20} {c['image'] or ''}"
           for c in report["classes"]),
         "counters:     forks {forks}, forced in fork {forced_in_fork}, handler last "
         "{handler_last_ns} ns, max {handler_max_ns} ns".format(**report["counters"]),

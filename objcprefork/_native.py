@@ -22,6 +22,9 @@ class InertCore:
     def set_enabled(self, flag: bool, /) -> bool:
         return False  # nothing can be switched on
 
+    def set_child_core_dumps(self, flag: bool, /) -> bool:
+        return True  # no fork handler to set anything with
+
     def force(self) -> int:
         return 0
 
@@ -30,7 +33,8 @@ class InertCore:
 
     def snapshot(self) -> "Snapshot":
         return {
-            "enabled": False, "restricted": None, "runtime": None, "runtime_missing": self.reason,
+            "enabled": False, "restricted": None, "child_core_dumps": True, "runtime": None,
+            "runtime_missing": self.reason,
             "forcing_call": None, "classes": dict.fromkeys(self._names, "not loaded"),
             "forks": 0, "forced_in_fork": 0, "handler_last_ns": 0, "handler_max_ns": 0,
         }

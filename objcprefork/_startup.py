@@ -24,7 +24,7 @@ def activate(how: str = "pth") -> None:
         from ._config import load
 
         config = load(os.environ, on_error=lambda exc: warn(f"{exc}; ignored"))
-        if not config.active:  # OBJCPREFORK false, or -E/-I, or setuid
+        if not config.active:  # OBJCPREFORK false or unset and not enabled, or set-id
             return
         if config.frameworks:
             from ._frameworks import load_frameworks
@@ -37,7 +37,8 @@ def activate(how: str = "pth") -> None:
         from . import _install
         from ._native import core
 
-        _install(config.class_list())
+        _install(config.sourced(),
+                 child_core_dumps=False if not config.child_core_dumps else None)
         snap = core.snapshot()
         if not snap["enabled"]:  # the inert core: nothing to switch on
             warn(f"not active: {snap['runtime_missing']}")

@@ -3,6 +3,8 @@ this module is imported by install(), and fork time grows with what a process ma
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._contract import ClassState, Snapshot
 
 
@@ -37,13 +39,17 @@ class ClassStatus(_Frozen):
       starting its +initialize would abort this process (see Status.restricted).
     """
 
-    __slots__ = ("name", "state")
+    __slots__ = ("name", "source", "state")
     name: str
     state: "ClassState"
+    source: str
+    """The way that listed it: "defaults", "config file PATH", "OBJCPREFORK_CLASSES",
+    "objcprefork run", "install()", "add_classes()", "set_classes()"..."""
 
-    def __init__(self, name: str, state: "ClassState") -> None:
+    def __init__(self, name: str, state: "ClassState", source: str = "unknown") -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "state", state)
+        object.__setattr__(self, "source", source)
 
 
 class Status(_Frozen):
@@ -59,6 +65,7 @@ class Status(_Frozen):
     """
 
     __slots__ = (
+        "child_core_dumps",
         "classes",
         "forced_in_fork",
         "forcing_call",
@@ -72,6 +79,7 @@ class Status(_Frozen):
     )
     installed: bool
     restricted: str | None
+    child_core_dumps: bool
     runtime: str | None
     runtime_missing: str | None
     forcing_call: str | None
@@ -81,12 +89,15 @@ class Status(_Frozen):
     handler_last_ns: int
     handler_max_ns: int
 
-    def __init__(self, snap: "Snapshot") -> None:
-        classes = tuple(ClassStatus(name, state) for name, state in snap["classes"].items())
+    def __init__(self, snap: "Snapshot", sources: "Mapping[str, str] | None" = None) -> None:
+        sources = sources or {}
+        classes = tuple(ClassStatus(name, state, sources.get(name, "unknown"))
+                        for name, state in snap["classes"].items())
         for name, value in (
                 ("installed", snap["enabled"]), ("restricted", snap["restricted"]),
                 ("runtime", snap["runtime"]), ("runtime_missing", snap["runtime_missing"]),
                 ("forcing_call", snap["forcing_call"]), ("classes", classes),
+                ("child_core_dumps", snap["child_core_dumps"]),
                 ("forks", snap["forks"]), ("forced_in_fork", snap["forced_in_fork"]),
                 ("handler_last_ns", snap["handler_last_ns"]),
                 ("handler_max_ns", snap["handler_max_ns"])):

@@ -50,6 +50,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -215,6 +216,7 @@ static atomic_int enabled;
 static atomic_int restricted;       /* sticky, like objc's MultithreadedForkChild */
 static const char *restricted_reason;
 static atomic_int fork_threaded;    /* sampled in prepare, read in the child */
+static atomic_int no_child_cores;   /* RLIMIT_CORE 0 in forked children */
 static _Atomic uint64_t forks, forced_in_fork, handler_last_ns, handler_max_ns;
 
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -308,6 +310,13 @@ after_fork_child(void)
        +initialize forked, a table: threads of the parent that did are gone. */
     atomic_store(&readers, 0);
     pthread_mutex_init(&config_lock, NULL);
+    if (atomic_load(&no_child_cores)) { /* two syscalls; the parent keeps its limit */
+        struct rlimit limit;
+        if (getrlimit(RLIMIT_CORE, &limit) == 0) {
+            limit.rlim_cur = 0;
+            setrlimit(RLIMIT_CORE, &limit);
+        }
+    }
 }
 
 static pthread_once_t register_once = PTHREAD_ONCE_INIT;
@@ -544,19 +553,35 @@ fail:
     return NULL;
 }
 
+static int
+register_once_or_fail(void)
+{
+    pthread_once(&register_once, register_handlers);
+    if (register_error != 0) {
+        errno = register_error;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+/* Core dumps in forked children (their parent keeps its limit, and what a
+   child execs keeps the child's); returns the old setting. */
+static PyObject *
+set_child_core_dumps(PyObject *module, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+    if (on < 0 || (!on && register_once_or_fail() < 0))
+        return NULL;
+    return PyBool_FromLong(!atomic_exchange(&no_child_cores, !on));
+}
+
 static PyObject *
 set_enabled(PyObject *module, PyObject *flag)
 {
     int on = PyObject_IsTrue(flag);
-    if (on < 0)
+    if (on < 0 || (on && register_once_or_fail() < 0))
         return NULL;
-    if (on) {
-        pthread_once(&register_once, register_handlers);
-        if (register_error != 0) {
-            errno = register_error;
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-    }
     return PyBool_FromLong(atomic_exchange(&enabled, on));
 }
 
@@ -636,6 +661,7 @@ snapshot(PyObject *module, PyObject *unused)
     atomic_fetch_sub(&readers, 1);
     if (add_item(result, "enabled", PyBool_FromLong(atomic_load(&enabled))) < 0 ||
         add_item(result, "restricted", runtime_str(blocked ? restricted_reason : NULL)) < 0 ||
+        add_item(result, "child_core_dumps", PyBool_FromLong(!atomic_load(&no_child_cores))) < 0 ||
         add_item(result, "runtime",
                  runtime_str(atomic_load(&runtime_bound) ? runtime.path : NULL)) < 0 ||
         add_item(result, "runtime_missing",
@@ -779,6 +805,9 @@ static PyMethodDef methods[] = {
      "set_table(names, append=False): replace the class table, or append the names it lacks."},
     {"set_enabled", set_enabled, METH_O,
      "Enable or disable the fork handler (registered on first enable); returns the old state."},
+    {"set_child_core_dumps", set_child_core_dumps, METH_O,
+     "Allow or forbid core dumps in forked children (RLIMIT_CORE 0 there); returns the old "
+     "setting."},
     {"force", force, METH_NOARGS,
      "When enabled, run +initialize of the listed classes found, now, unless this process "
      "is restricted; returns how many. Releases the GIL."},

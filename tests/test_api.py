@@ -92,7 +92,11 @@ def test_install_builds_the_list_from_defaults_and_classes():
     st = objcprefork.install(["FXOne", "NSString", "FXOne"])
     assert objcprefork.classes() == (*objcprefork.DEFAULT_CLASSES, "FXOne")
     assert st.installed is objcprefork.is_installed() is NATIVE
-    assert objcprefork.install(defaults=False).classes == ()
+    assert {c.name: c.source for c in st.classes}["FXOne"] == "install()"
+    assert {c.source for c in st.classes if c.name != "FXOne"} == {"defaults"}
+    # A later install() adds; it never drops what is there. Only set_classes() replaces.
+    assert objcprefork.install(defaults=False).classes == st.classes
+    objcprefork.set_classes([])
     assert objcprefork.install(iter(["FXTwo"]), defaults=False).classes[0].name == "FXTwo"
 
 
@@ -119,7 +123,7 @@ def test_status_without_runtime_is_honest_and_readable():
            else "the native core is not available (the native core is withheld for the "
                 "inert-core run)")
     assert st.runtime is None and st.runtime_missing == why
-    assert st.classes == (objcprefork.ClassStatus("FXOne", "not loaded"),)
+    assert st.classes == (objcprefork.ClassStatus("FXOne", "not loaded", "install()"),)
     text = str(st)
     assert f"objcprefork: {'installed' if NATIVE else 'not installed'}" in text
     assert f"runtime: none ({why})" in text

@@ -12,6 +12,15 @@ from objcprefork._config import ConfigError, load, user_config_path
 from objcprefork._frameworks import validate_framework_names
 
 
+@pytest.fixture(autouse=True)
+def clean_state():
+    objcprefork.uninstall()
+    objcprefork.set_classes([])
+    yield
+    objcprefork.uninstall()
+    objcprefork.set_classes([])
+
+
 def write(tmp_path, text):
     path = tmp_path / "config.toml"
     path.write_text(textwrap.dedent(text).lstrip())
@@ -89,15 +98,18 @@ def test_install_from_config_raises_and_changes_nothing(tmp_path):
     assert objcprefork.classes() == ("Kept",) and not objcprefork.is_installed()
     st = objcprefork.install_from_config({"OBJCPREFORK_CLASSES": "Extra",
                                           "OBJCPREFORK_DEFAULTS": "no"})
-    assert [c.name for c in st.classes] == ["Extra"]
-    objcprefork.uninstall()
+    # Added to what was there, never replacing it; each class says where it came from.
+    assert [(c.name, c.source) for c in st.classes] == [("Kept", "set_classes()"),
+                                                         ("Extra", "OBJCPREFORK_CLASSES")]
 
 
 def test_install_from_config_adds_the_api_arguments_last(tmp_path):
     path = write(tmp_path, 'classes = ["FromFile"]\ndefaults = true\n')
     env = {"OBJCPREFORK_CONFIG": str(path), "OBJCPREFORK_CLASSES": "FromEnv"}
     st = objcprefork.install_from_config(env, classes=["FromApi", "FromEnv"], defaults=False)
-    assert [c.name for c in st.classes] == ["FromFile", "FromEnv", "FromApi"]
+    assert [(c.name, c.source) for c in st.classes] == [
+        ("FromFile", f"config file {path}"), ("FromEnv", "OBJCPREFORK_CLASSES"),
+        ("FromApi", "install_from_config()")]
     with pytest.raises(TypeError, match="defaults must be True, False or None"):
         objcprefork.install_from_config(env, defaults="no")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'Bad Name'"):

@@ -297,7 +297,8 @@ def test_doctor_reports_classes_images_and_verdict(run_python):
     assert facts["runtime"].endswith("libobjc.so.4") and facts["installed"] is True
     assert facts["classes"][0]["state"] == "initialized"
     assert facts["classes"][0]["image"].endswith("libfixtures.so")
-    assert facts["classes"][1] == {"name": "FXMissing", "state": "not loaded", "image": None}
+    assert facts["classes"][1] == {"name": "FXMissing", "state": "not loaded",
+                                   "source": "install()", "image": None}
 
 
 def test_doctor_when_enforcement_applies_and_nothing_is_active(monkeypatch, capsys):

@@ -60,9 +60,15 @@ def test_other_values_do_nothing(venv, run_command, value):
 
 
 @pytest.mark.parametrize("flag", ["-E", "-I"])
-def test_ignored_under_E_and_I(venv, run_command, flag):
-    run = run_command([venv.python, flag, "-c", ACTIVE], env={"OBJCPREFORK": "1"})
-    assert run.stdout.split() == ["None", "False"]
+def test_honoured_under_E_and_I(venv, run_command, tmp_path, flag):
+    # OBJCPREFORK* are not PYTHON* variables: -E and -I keep them. -I reads
+    # no config file (neither the user's nor OBJCPREFORK_CONFIG); -E does.
+    config = tmp_path / "c.toml"
+    config.write_text('classes = ["FXFromFile"]\n')
+    code = ACTIVE + "; import objcprefork; print('FXFromFile' in objcprefork.classes())"
+    run = run_command([venv.python, flag, "-c", code],
+                      env={"OBJCPREFORK": "1", "OBJCPREFORK_CONFIG": str(config)})
+    assert run.stdout.split() == [ACTIVATED_AT_START, "True", str(flag == "-E")]
 
 
 def test_broken_config_warns_and_start_goes_on(venv, run_command, tmp_path):
