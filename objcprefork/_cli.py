@@ -84,7 +84,30 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
         env["OBJC_DISABLE_INITIALIZE_FORK_SAFETY"] = TRUE_FOR_APPLE
     paths = [bootstrap_dir()] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    if any(is_pex(arg) for arg in args.command[:3] if arg != "--"):
+        # A pex re-executes its interpreter with -I, which drops PYTHONPATH
+        # (and so the bootstrap), and leaves a virtualenv for its base
+        # interpreter, or builds its own (--venv). Run it in its zipapp mode,
+        # from this interpreter, with this environment's site-packages as a
+        # fallback after the pex's own: there objcprefork's .pth runs, and
+        # -I honours OBJCPREFORK. (pex reads these itself: PEX-INFO overrides.)
+        env.update(PEX_PYTHON=sys.executable, PEX_INHERIT_PATH="fallback", PEX_VENV="false")
     return env
+
+
+def is_pex(arg: str) -> bool:
+    """Whether arg names a pex file (a zip holding PEX-INFO), directly or on PATH."""
+    import shutil
+    import zipfile
+
+    path = arg if os.sep in arg else shutil.which(arg)
+    try:
+        if not path or not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return "PEX-INFO" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def config_target(args: argparse.Namespace) -> str:
