@@ -18,6 +18,9 @@ def main() -> None:
     where = workdir()
     wheel = build_wheel(where)
     with_wheel = make_venv(where / "with", wheel)
+    enabled = make_venv(where / "enabled", wheel)  # `objcprefork enable`d: no variable
+    subprocess.run([str(enabled.bin / "objcprefork"), "enable"], check=True,
+                   stdout=subprocess.DEVNULL)
     without = make_venv(where / "without")
     # Many venvs already hold an import-line .pth (setuptools' distutils-precedence.pth):
     # the first such line costs its process the parser's first compile, whoever owns it.
@@ -27,7 +30,8 @@ def main() -> None:
     variants = {
         "venv without objcprefork": (without.python, env),
         "venv without objcprefork, with another import .pth": (other.python, env),
-        "objcprefork installed, OBJCPREFORK unset": (with_wheel.python, env),
+        "objcprefork installed, OBJCPREFORK unset (off: one stat)": (with_wheel.python, env),
+        "objcprefork installed and enabled, no variable": (enabled.python, env),
         "objcprefork installed, OBJCPREFORK=1": (with_wheel.python, {**env, "OBJCPREFORK": "1"}),
     }
     times: dict[str, list[int]] = {label: [] for label in variants}
@@ -37,7 +41,7 @@ def main() -> None:
             subprocess.run([python, "-c", "pass"], env=variant_env, check=True)
             times[label].append(time.perf_counter_ns() - start)
     base = median(times["venv without objcprefork"])
-    unset = median(times["objcprefork installed, OBJCPREFORK unset"])
+    unset = median(times["objcprefork installed, OBJCPREFORK unset (off: one stat)"])
     rows = [[label, RUNS, f"{median(t) / 1e6:.2f}", f"{median(t) / base:.3f}",
              f"{(median(t) - unset) / 1e6:+.2f}"] for label, t in times.items()]
     table("interpreter start: python -c pass (interleaved; medians)",
