@@ -19,6 +19,8 @@ from objcprefork._config import Config, read_file
 APP = """
     import os, signal, sys, time
     from forkprobe import *
+    if len(sys.argv) > 1:  # to be interrupted: die by SIGINT, as a plain C program would
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     load(); make_threaded()
     touch("FXAlpha")  # the parent's own class: never learnt
     # A chain of non-trivial classes (FXSub inherits FXBase's +initialize),
@@ -26,7 +28,6 @@ APP = """
     child = fork_touching("FXBeta", "FXGamma", "FXSub", "FXTrivial")
     report(child=child)
     if len(sys.argv) > 1:  # wait to be interrupted
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
         time.sleep(60)
     raise SystemExit(0 if child == "exit 0" else 3)
 """
