@@ -38,6 +38,10 @@ def replace(path: str, text: str, check: Callable[[str], None]) -> None:
 
     real = os.path.realpath(path)
     folder = os.path.dirname(real)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        import errno
+
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), folder)
     os.makedirs(folder, exist_ok=True)
     try:
         mode = stat.S_IMODE(os.stat(real).st_mode)

@@ -88,6 +88,19 @@ def libobjc2(fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         raise
 
 
+@pytest.fixture
+def clean_objcprefork():
+    """For the in-process suites (run by test_suites.py in fresh interpreters):
+    nothing listed, nothing installed, before and after each test."""
+    import objcprefork
+
+    objcprefork.uninstall()
+    objcprefork.set_classes([])
+    yield
+    objcprefork.uninstall()
+    objcprefork.set_classes([])
+
+
 @dataclass
 class Run:
     returncode: int

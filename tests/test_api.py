@@ -19,13 +19,7 @@ no_runtime = pytest.mark.skipif(sys.platform == "darwin",
 NATIVE = os.environ.get("OBJCPREFORK_TEST_CORE", "native") == "native"
 
 
-@pytest.fixture(autouse=True)
-def clean_state():
-    objcprefork.uninstall()
-    objcprefork.set_classes([])
-    yield
-    objcprefork.uninstall()
-    objcprefork.set_classes([])
+pytestmark = pytest.mark.usefixtures("clean_objcprefork")
 
 
 def test_the_core_under_test_is_the_one_asked_for():

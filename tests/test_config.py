@@ -11,14 +11,7 @@ import objcprefork
 from objcprefork._config import ConfigError, load, user_config_path
 from objcprefork._frameworks import validate_framework_names
 
-
-@pytest.fixture(autouse=True)
-def clean_state():
-    objcprefork.uninstall()
-    objcprefork.set_classes([])
-    yield
-    objcprefork.uninstall()
-    objcprefork.set_classes([])
+pytestmark = pytest.mark.usefixtures("clean_objcprefork")
 
 
 def write(tmp_path, text):

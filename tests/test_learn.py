@@ -126,7 +126,7 @@ BAD_CONFIG = 'classes = ["A"\n'
     (["explain", "{tmp}/missing.log"], 3, "cannot read {tmp}/missing.log"),
     (["scan", "--write", "{tmp}/file/x.toml"], 3, "cannot write {tmp}/file/x.toml"),
     (["explain", "--append", "--config", "{tmp}/file/c.toml", "{sample}"], 3,
-     "cannot write {tmp}/file/c.toml"),
+     "cannot write {tmp}/file/c.toml: Not a directory; it is unchanged"),
     (["explain", "--config", "{tmp}/bad.toml", "{sample}"], 2, "{tmp}/bad.toml, line"),
     (["run", "--classes", "Bad-Name", "--", "true"], 2, "invalid Objective-C class name"),
     (["run", "--", "no-such-command-objcprefork"], 127, "cannot run"),
@@ -149,6 +149,7 @@ def test_command_line_errors_are_one_line_with_a_named_status(venv, run_command,
         assert words.format(tmp=tmp_path) in lines[-1]
     if not lines or not lines[0].startswith("usage:"):  # argparse's usage, then its line
         assert len(lines) <= 1, lines
+    assert (tmp_path / "file").read_text() == "a file, not a folder\n"  # untouched
 
 
 def test_a_closed_stdout_ends_quietly(venv, tmp_path):

@@ -43,20 +43,6 @@ def test_config_rewrite_never_follows_a_planted_symlink(tmp_path):
     assert not [p for p in real.parent.iterdir() if p.name != "config.toml"]  # no leftovers
 
 
-def test_unwritable_config_path_gives_one_clear_line(venv, run_command, tmp_path):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder\n")
-    report = tmp_path / "stderr.txt"
-    report.write_text("objc[7]: +[FXGamma initialize] may have been in progress in another "
-                      "thread when fork() was called.\n")
-    run = run_command([venv.bin / "objcprefork", "explain", "--append", "--config",
-                       blocker / "config.toml", report], check=False)
-    assert run.returncode == 3 and "Traceback" not in run.stderr  # 3: an I/O problem
-    assert f"cannot write {blocker / 'config.toml'}" in run.stderr
-    assert "it is unchanged" in run.stderr
-    assert blocker.read_text() == "not a folder\n"
-
-
 def test_scan_write_cannot_be_made_to_inject_keys(run_python, fixtures, tmp_path):
     # A library in a folder whose name holds a newline, and a class registered
     # at run time whose name holds '"]' and a newline.

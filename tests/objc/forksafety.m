@@ -190,8 +190,9 @@ arm_loaded_class(Class cls, struct objc_category *category)
         arm_class(cls);
 }
 
+/* Calls visit for every class loaded now. */
 static void
-arm_all_classes(void)
+for_each_class(void (*visit)(Class))
 {
     int count = objc_getClassList(NULL, 0), i;
     Class *classes = malloc(sizeof(Class) * (size_t)(count > 0 ? count : 1));
@@ -199,12 +200,30 @@ arm_all_classes(void)
         abort();
     count = objc_getClassList(classes, count);
     for (i = 0; i < count; i++)
-        arm_class(classes[i]);
+        visit(classes[i]);
     free(classes);
-    if (_objc_load_callback != arm_loaded_class) {
-        arm_previous_callback = _objc_load_callback;
-        _objc_load_callback = arm_loaded_class;
-    }
+}
+
+/* Puts callback first in GCC's chain of load callbacks, once per process
+   lineage (the flag survives fork, as the chain does). */
+static void
+hook_loads(int *hooked, void (*callback)(Class, struct objc_category *),
+           void (**previous)(Class, struct objc_category *))
+{
+    if (*hooked)
+        return;
+    *hooked = 1;
+    *previous = _objc_load_callback;
+    _objc_load_callback = callback;
+}
+
+static int arm_hooked, log_hooked;
+
+static void
+arm_all_classes(void)
+{
+    for_each_class(arm_class);
+    hook_loads(&arm_hooked, arm_loaded_class, &arm_previous_callback);
 }
 
 #ifdef __GLIBC__
@@ -239,18 +258,8 @@ prepare(void)
 static void
 log_all_classes(void)
 {
-    int count = objc_getClassList(NULL, 0), i;
-    Class *classes = malloc(sizeof(Class) * (size_t)(count > 0 ? count : 1));
-    if (classes == NULL)
-        abort();
-    count = objc_getClassList(classes, count);
-    for (i = 0; i < count; i++)
-        wrap_for_logging(classes[i]);
-    free(classes);
-    if (_objc_load_callback != log_loaded_class && _objc_load_callback != arm_loaded_class) {
-        previous_load_callback = _objc_load_callback;
-        _objc_load_callback = log_loaded_class;
-    }
+    for_each_class(wrap_for_logging);
+    hook_loads(&log_hooked, log_loaded_class, &previous_load_callback);
 }
 
 static void
