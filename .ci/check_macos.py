@@ -39,6 +39,7 @@ AVAILABLE_SINCE = {
     "___snprintf_chk": (10, 5), "___memcpy_chk": (10, 5), "___memset_chk": (10, 5),
     "_strchr": (10, 0), "_strrchr": (10, 0), "_strtol": (10, 0), "_uname": (10, 0),
     "_fopen": (10, 0), "_fread": (10, 0), "_fclose": (10, 0), "dyld_stub_binder": (10, 0),
+    "_getrlimit": (10, 0), "_setrlimit": (10, 0),
 }
 LINKER_MADE = {"__mh_dylib_header", "___dso_handle"}
 
