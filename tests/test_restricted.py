@@ -96,11 +96,12 @@ def test_no_deadlock_between_forks_and_reconfiguration_under_gc(run_python):
     run = run_python("""
         import gc, threading, time, objcprefork
         load(); load_late(); objcprefork.install(["FXAlpha"], defaults=False)
-        make_threaded(); gc.set_threshold(1)
+        make_threaded()
         class ReleasesTheGil:
             def __del__(self): time.sleep(0)
-        stop = threading.Event(); outcomes = []; rounds = [0]
+        go, stop = threading.Event(), threading.Event(); outcomes = []; rounds = [0]
         def reconfigure():
+            go.wait()
             while not stop.is_set():
                 junk = [ReleasesTheGil() for _ in range(20)]
                 for i in range(len(junk) - 1):
@@ -110,11 +111,15 @@ def test_no_deadlock_between_forks_and_reconfiguration_under_gc(run_python):
                 objcprefork.set_classes(["FXAlpha", "FXLate", "FXSub"])
                 objcprefork.status(); rounds[0] += 1
         def forker():
+            go.wait()
             for _ in range(150):
                 outcomes.append(fork_touching("FXAlpha"))
         threads = [threading.Thread(target=reconfigure) for _ in range(2)]
         threads += [threading.Thread(target=forker) for _ in range(2)]
         for t in threads: t.start()
+        # Every thread runs before the collector fires at each allocation:
+        # starting a thread under that pressure can take a 3.10 minutes.
+        gc.set_threshold(1); go.set()
         for t in threads[2:]: t.join()
         stop.set()
         for t in threads[:2]: t.join()

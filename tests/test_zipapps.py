@@ -77,7 +77,8 @@ def test_pex_through_the_launcher(venv, run_command, tmp_path, sources, fixtures
 @pytest.mark.parametrize("mode", [[], ["--venv"]], ids=["zipapp", "venv"])
 def test_pex_bundling_objcprefork(venv, wheel, run_command, tmp_path, sources, fixtures, mode):
     pex = tmp_path / "app.pex"
-    build(["pex", "-D", sources, "-e", "zapp:main", *mode, "--no-pypi", "-f",
+    # --intransitive: offline, without tomli (3.10 needs it only to read a config file)
+    build(["pex", "-D", sources, "-e", "zapp:main", *mode, "--no-pypi", "--intransitive", "-f",
            wheels(wheel, tmp_path), "objcprefork", "-o", pex, "--python", venv.python],
           tmp_path)
     control = run_command([pex], env=roots(tmp_path, CLASSES), check=False)
@@ -90,7 +91,8 @@ def test_shiv_both_ways(venv, bare_venv, wheel, run_command, tmp_path, sources, 
     plain, bundled = tmp_path / "app.pyz", tmp_path / "bundled.pyz"
     build(["shiv", "-e", "zapp:main", "-o", plain, "--site-packages", sources], tmp_path)
     build(["shiv", "-e", "zapp:main", "-o", bundled, "--site-packages", sources,
-           "--no-index", "--find-links", wheels(wheel, tmp_path), "objcprefork"], tmp_path)
+           "--no-index", "--no-deps", "--find-links", wheels(wheel, tmp_path), "objcprefork"],
+          tmp_path)
     control = run_command([bare_venv.python, plain], env=roots(tmp_path), check=False)
     assert control.facts == {"children": DEAD}, control.stderr
     launched = run_command(launch(venv, bare_venv.python, plain), env=roots(tmp_path))
