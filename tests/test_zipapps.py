@@ -67,7 +67,7 @@ def roots(tmp_path, extra=None):
 def test_pex_through_the_launcher(venv, run_command, tmp_path, sources, fixtures, mode):
     pex = tmp_path / "app.pex"
     build(["pex", "-D", sources, "-e", "zapp:main", *mode, "-o", pex, "--python",
-           venv.python], tmp_path)
+           venv.python, "--python-shebang", venv.python], tmp_path)
     control = run_command([pex], env=roots(tmp_path), check=False)
     assert control.facts == {"children": DEAD}, control.stderr
     run = run_command(launch(venv, pex), env=roots(tmp_path))
@@ -79,8 +79,8 @@ def test_pex_bundling_objcprefork(venv, wheel, run_command, tmp_path, sources, f
     pex = tmp_path / "app.pex"
     # --intransitive: offline, without tomli (3.10 needs it only to read a config file)
     build(["pex", "-D", sources, "-e", "zapp:main", *mode, "--no-pypi", "--intransitive", "-f",
-           wheels(wheel, tmp_path), "objcprefork", "-o", pex, "--python", venv.python],
-          tmp_path)
+           wheels(wheel, tmp_path), "objcprefork", "-o", pex, "--python", venv.python,
+           "--python-shebang", venv.python], tmp_path)
     control = run_command([pex], env=roots(tmp_path, CLASSES), check=False)
     assert control.facts == {"children": DEAD}, control.stderr
     run = run_command([pex], env=roots(tmp_path, {"OBJCPREFORK": "1", **CLASSES}))
