@@ -81,8 +81,11 @@ def libobjc2(fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     """(runtime, fixtures) built against GNUstep's libobjc2 from its vendored source."""
     tarball = os.environ.get("OBJCPREFORK_LIBOBJC2_TARBALL")
     try:
-        return build_libobjc2(tmp_path_factory.mktemp("libobjc2"),
-                              Path(tarball) if tarball else None)
+        # The runtime is built once per checkout (.objc/, ignored by git) and
+        # reused by every interpreter of make wheel-test; the fixtures always.
+        return build_libobjc2(TESTS.parent / ".objc" / "libobjc2",
+                              Path(tarball) if tarball else None,
+                              fixtures_dir=tmp_path_factory.mktemp("libobjc2"))
     except FixtureBuildError as exc:
         missing(str(exc), "OBJCPREFORK_REQUIRE_LIBOBJC2")
         raise

@@ -65,9 +65,11 @@ def build(outdir: Path) -> dict[str, Path]:
 VENDORED_LIBOBJC2 = HERE.parents[2] / "shared" / "vendor"  # ../shared/vendor of the checkout
 
 
-def build_libobjc2(outdir: Path, tarball: Path | None = None) -> tuple[Path, Path]:
-    """Build GNUstep's libobjc2 from its source tarball (about 10 s), then the
-    fixtures against it with clang; return (runtime, fixtures) paths."""
+def build_libobjc2(outdir: Path, tarball: Path | None = None, *,
+                   fixtures_dir: Path | None = None) -> tuple[Path, Path]:
+    """Build GNUstep's libobjc2 from its source tarball into outdir (about
+    10 s; kept there, per tarball, and reused), then the fixtures against it
+    with clang into fixtures_dir; return (runtime, fixtures) paths."""
     if tarball is None:
         found = sorted(VENDORED_LIBOBJC2.glob("libobjc2-*.tar.gz"))
         if not found:
@@ -78,8 +80,12 @@ def build_libobjc2(outdir: Path, tarball: Path | None = None) -> tuple[Path, Pat
         if shutil.which(tool) is None:
             raise FixtureBuildError(f"building libobjc2 needs {tool} (apt-get install cmake "
                                     "ninja-build clang robin-map-dev)")
+    outdir = outdir / tarball.name.removesuffix(".tar.gz")
+    fixtures_dir = fixtures_dir or outdir
     source, build_dir, prefix = outdir / "src", outdir / "build", outdir / "prefix"
     source.mkdir(parents=True, exist_ok=True)
+    built = sorted((prefix / "lib").glob("libobjc.so.4.*"))
+    fixtures = fixtures_dir / "libfixtures2.so"
     steps = [
         ["tar", "-xzf", str(tarball), "-C", str(source), "--strip-components=1"],
         # GNUSTEP_INSTALL_TYPE=NONE: otherwise the install ignores the prefix.
@@ -89,16 +95,18 @@ def build_libobjc2(outdir: Path, tarball: Path | None = None) -> tuple[Path, Pat
          f"-DCMAKE_INSTALL_PREFIX={prefix}"],
         ["ninja", "-C", str(build_dir), "install"],
         ["clang", "-x", "objective-c", "-fobjc-runtime=gnustep-2.0", "-shared", "-fPIC", "-O1",
-         "-Wall", "-Werror", f"-I{prefix}/include", "-o", str(outdir / "libfixtures2.so"),
+         "-Wall", "-Werror", f"-I{prefix}/include", "-o", str(fixtures),
          str(HERE / "fixtures.m"), f"-L{prefix}/lib", "-lobjc", f"-Wl,-rpath,{prefix}/lib"],
     ]
+    if built:  # the runtime from an earlier run: only the fixtures
+        steps = steps[-1:]
     for cmd in steps:
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise FixtureBuildError(f"libobjc2: {' '.join(cmd[:3])} failed:\n"
                                     f"{(result.stdout + result.stderr)[-3000:]}")
     runtime = next((prefix / "lib").glob("libobjc.so.4.*"))
-    return runtime, outdir / "libfixtures2.so"
+    return runtime, fixtures
 
 
 if __name__ == "__main__":
