@@ -79,10 +79,8 @@ def main() -> int:
         scratch = Path(tempfile.mkdtemp(dir=work))  # cibuildwheel runs tests from elsewhere
         env = {**os.environ, **extra, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
                "VIRTUAL_ENV": str(venv)}
-        if only:  # the same command, on the start-up test files instead of the whole folder
-            run_command = command.replace(f"{REPO}/tests", only)
-        else:
-            run_command = command
+        # The same command; with .start files, on the start-up test files only.
+        run_command = command.replace(f"{REPO}/tests", only) if only else command
         if subprocess.run(["bash", "-c", run_command], cwd=scratch, env=env).returncode:
             failed.append(label)
     shutil.rmtree(work, ignore_errors=True)
