@@ -415,9 +415,8 @@ def command_explain(args: argparse.Namespace) -> int:
             except ConfigError as exc:
                 raise Failure(str(exc), USAGE) from None
             environ["OBJCPREFORK_CONFIG"] = path
-        else:  # appended to, so created: nothing listed in it yet
-            environ.pop("OBJCPREFORK_CONFIG", None)
-            environ["XDG_CONFIG_HOME"] = os.path.dirname(path) + "/nonexistent"
+        else:  # appended to, so created: nothing listed in it yet, and no other file
+            environ["OBJCPREFORK_CONFIG"] = "-"
     active = load(environ, on_error=lambda exc: None).class_list()
     wanted = tuple(dict.fromkeys(classes + children))
     missing = [n for n in wanted if n not in active]
