@@ -279,9 +279,10 @@ work_on(struct table *t)
 static void
 prepare(void)
 {
+    if (!atomic_load_explicit(&enabled, memory_order_relaxed))
+        goto sample;
     atomic_fetch_add_explicit(&forks, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&work_left, memory_order_relaxed) &&
-        atomic_load_explicit(&enabled, memory_order_relaxed) && !atomic_load(&restricted) &&
+    if (atomic_load_explicit(&work_left, memory_order_relaxed) && !atomic_load(&restricted) &&
         atomic_load_explicit(&runtime_bound, memory_order_acquire)) {
         uint64_t start = now_ns(), elapsed, max;
         atomic_fetch_add(&readers, 1);
@@ -294,8 +295,10 @@ prepare(void)
         while (elapsed > max && !atomic_compare_exchange_weak(&handler_max_ns, &max, elapsed))
             ;
     }
+sample:
     /* Last, as objc samples after every client prepare handler: a
-       +initialize run above may have started a thread. */
+       +initialize run above may have started a thread. Installed or not:
+       a child must know it is restricted before anyone installs there. */
     atomic_store(&fork_threaded, process_threaded());
 }
 
@@ -804,7 +807,7 @@ static PyMethodDef methods[] = {
     {"set_table", set_table, METH_VARARGS,
      "set_table(names, append=False): replace the class table, or append the names it lacks."},
     {"set_enabled", set_enabled, METH_O,
-     "Enable or disable the fork handler (registered on first enable); returns the old state."},
+     "Enable or disable the fork handler (registered at first load); returns the old state."},
     {"set_child_core_dumps", set_child_core_dumps, METH_O,
      "Allow or forbid core dumps in forked children (RLIMIT_CORE 0 there); returns the old "
      "setting."},
@@ -829,6 +832,10 @@ first_load(long start_pid)
         restricted_reason = reason;
         atomic_store(&restricted, 1);
     }
+    /* From the first load, not the first install(): a process that only
+       imported objcprefork and then forked must still mark its child
+       restricted. A failure is reported by the first set_enabled(). */
+    pthread_once(&register_once, register_handlers);
 }
 
 static atomic_int loaded;

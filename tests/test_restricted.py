@@ -42,15 +42,18 @@ def test_restricted_child_loading_a_listed_class_then_forking_lives(run_python, 
     assert_apple_message(run.stderr, "FXLate")
 
 
-@pytest.mark.parametrize("how", ["fork", "multiprocessing"])
+@pytest.mark.parametrize("how", ["fork", "multiprocessing", "fork, parent imported it"])
 def test_install_in_a_restricted_child_lives_and_warns(run_python, how):
     # gunicorn without --preload: the worker, a child of a threaded parent
-    # that never imported objcprefork, imports the app, which calls install().
-    start = ("fork_and(worker)" if how == "fork" else
-             "(lambda p: (p.start(), p.join(), f'exit {p.exitcode}')[2])("
-             "multiprocessing.get_context('fork').Process(target=worker))")
+    # that never installed objcprefork (or only imported it), imports the
+    # app, which calls install().
+    start = ("(lambda p: (p.start(), p.join(), f'exit {p.exitcode}')[2])("
+             "multiprocessing.get_context('fork').Process(target=worker))"
+             if how == "multiprocessing" else "fork_and(worker)")
     run = run_python(f"""
         import multiprocessing, subprocess, sys, warnings
+        if "{how}" == "fork, parent imported it":
+            import objcprefork  # loaded, never installed: the fork must still count
         load(); make_threaded()
         def worker():
             import objcprefork
