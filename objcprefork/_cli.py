@@ -49,7 +49,7 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
     The launcher decides once: it reads the configuration (file, environment,
     options) here and hands the result on in variables, so that no Python
     under it needs a TOML parser, and the config file is not read again."""
-    from ._config import Config, ConfigError, load, read_file
+    from ._config import ConfigError, load
     from ._names import split_names
 
     env = dict(environ)
@@ -57,16 +57,10 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
         named = tuple(name for value in args.classes for name in split_names(value))
     except ValueError as exc:
         raise Failure(str(exc), USAGE) from None
-    if args.config:
+    if args.config:  # read, and refused if bad, once: by load() below
         path = os.path.abspath(args.config)
-        if os.path.exists(path) or not args.learn:  # --learn may create it
-            try:
-                read_file(path, Config())
-            except ConfigError as exc:
-                raise Failure(str(exc), USAGE) from None
-            env["OBJCPREFORK_CONFIG"] = path
-        else:
-            env["OBJCPREFORK_CONFIG"] = "-"
+        exists = os.path.exists(path) or not args.learn  # --learn may create it
+        env["OBJCPREFORK_CONFIG"] = path if exists else "-"
     try:
         config = load(env)
     except ConfigError as exc:

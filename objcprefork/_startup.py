@@ -35,14 +35,13 @@ def activate(how: str = "pth") -> None:
                 except ValueError as exc:
                     warn(f"{exc}; ignored")
         from . import _install
-        from ._native import core
+        from ._native import InertCore, core
 
+        if isinstance(core, InertCore):  # nothing to switch on: say why, once
+            warn(f"not active: {core.reason}")
+            return
         _install(config.sourced(),
                  child_core_dumps=False if not config.child_core_dumps else None)
-        snap = core.snapshot()
-        if not snap["enabled"]:  # the inert core: nothing to switch on
-            warn(f"not active: {snap['runtime_missing']}")
-            return
         activated_by = how
         if os.environ.get("OBJCPREFORK_LEARN") == "1":
             announce_for_learning()
