@@ -279,9 +279,9 @@ work_on(struct table *t)
 static void
 prepare(void)
 {
+    atomic_fetch_add_explicit(&forks, 1, memory_order_relaxed);
     if (!atomic_load_explicit(&enabled, memory_order_relaxed))
         goto sample;
-    atomic_fetch_add_explicit(&forks, 1, memory_order_relaxed);
     if (atomic_load_explicit(&work_left, memory_order_relaxed) && !atomic_load(&restricted) &&
         atomic_load_explicit(&runtime_bound, memory_order_acquire)) {
         uint64_t start = now_ns(), elapsed, max;
