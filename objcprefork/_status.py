@@ -58,9 +58,10 @@ class Status(_Frozen):
     installed: the fork handler is active. restricted: why this process may not
     start any new +initialize (a fork child of a threaded parent), or None.
     runtime: the Objective-C runtime found, or None and runtime_missing says
-    why. forcing_call: the runtime function that runs +initialize. forks: forks
-    the handler has seen since objcprefork was first imported; forced_in_fork: classes it had to force inside a fork
-    (0 when every class was forced beforehand); handler_last_ns/_max_ns: the
+    why. forcing_call: the runtime function that runs +initialize. forks:
+    forks the handler has seen since objcprefork was first imported;
+    forced_in_fork: classes it had to force inside a fork (0 when every
+    class was forced beforehand); handler_last_ns/_max_ns: the
     time it took in the forks where it had work.
     """
 
