@@ -9,7 +9,9 @@ For x86_64-macos.10.13 and aarch64-macos.11.0, with setup.py's own flags,
 - check the result: only libSystem linked (no libobjc, no libpython), every
   imported symbol known here and available on the deployment target, the
   minimum OS as intended, and only PyInit__objcprefork exported;
-- compile the Objective-C test fixtures for macOS.
+- compile the Objective-C test fixtures for macOS, with the flags the macOS
+  runners build them with (tests/objc/build.py); only the link against Apple's
+  libobjc is left to the runners (Zig has no libobjc for macOS).
 Then plant an error in an __APPLE__ branch and require the check to fail."""
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = {"x86_64-macos.10.13": (10, 13), "aarch64-macos.11.0": (11, 0)}
-FIXTURES = ["tests/objc/fixtures.m", "tests/objc/late.m"]  # forksafety.m is Linux-only
+sys.path.insert(0, str(REPO / "tests" / "objc"))
+import build as fixtures  # noqa: E402  (tests/objc/build.py)
+
 # libSystem functions the core may import, with the macOS release that
 # introduced them (Apple's availability annotations in the SDK headers).
 AVAILABLE_SINCE = {
@@ -117,10 +121,12 @@ def check(source: Path, out: Path) -> int:
         inspect(binary, TARGETS[target])
         print(f"check-macos: {target} {label}: built and inspected", flush=True)
         built += 1
+    generated = {"many.m": fixtures.write_many(out)}
     for target in TARGETS:
-        for fixture in FIXTURES:
-            run([*zig, "-target", target, "-x", "objective-c", "-Wall", "-Werror", "-c",
-                 "-o", str(out / (Path(fixture).stem + f"-{target}.o")), str(REPO / fixture)])
+        for name, source in fixtures.libraries("darwin").items():
+            run([*zig, "-target", target, *fixtures.COMPILE_FLAGS, "-c",
+                 "-o", str(out / f"{name}-{target}.o"),
+                 str(generated.get(source, fixtures.HERE / source))])
         print(f"check-macos: {target}: fixtures compile", flush=True)
     return built
 

@@ -1,11 +1,13 @@
 """Builds the Objective-C fixtures once per session and runs scenarios in fresh
-interpreters, so the emulation's sticky state never leaks between tests.
+interpreters, so the runtime's sticky state never leaks between tests.
 
-The fixtures and the emulation are for Linux with GCC's libobjc; on macOS the
-tests in test_macos.py use Apple's runtime instead. On Linux, with
-OBJCPREFORK_REQUIRE_OBJC=1 (set by .ci/run) a missing compiler, runtime or
-fixture fails the run instead of skipping, and so does a missing GNUstep with
-OBJCPREFORK_REQUIRE_GNUSTEP=1."""
+On Linux the fixtures are built against GCC's libobjc, with the emulation of
+Apple's check; on macOS against Apple's libobjc, which enforces the check
+itself. Tests marked `emulation` need something only the emulation has (its
+switches, a process without any runtime): they alone skip on macOS, and say
+why. With OBJCPREFORK_REQUIRE_OBJC=1 (set by .ci/run and the wheels workflow)
+a missing compiler, runtime or fixture fails the run instead of skipping, and
+so does a missing GNUstep with OBJCPREFORK_REQUIRE_GNUSTEP=1."""
 
 from __future__ import annotations
 
@@ -46,6 +48,39 @@ from envs import Venv, build_wheel, make_venv  # noqa: E402
 
 from build import FixtureBuildError, build, build_libobjc2  # noqa: E402
 
+APPLE = sys.platform == "darwin"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "emulation(why): needs the Linux emulation of "
+                            "Apple's check (tests/objc/forksafety.m); skipped on macOS")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("emulation")
+    if marker is not None and APPLE:
+        pytest.skip(f"needs the emulation of Apple's check, which is Linux-only: "
+                    f"{marker.args[0]}")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """On macOS, as CPython's test.support.SuppressCrashReport does: the core
+    limit is 0 (no_core_files), but macOS has no per-process switch for its
+    crash reporter, so say when it will show a dialog for each child these
+    tests kill on purpose."""
+    if not APPLE:
+        return None
+    try:
+        dialog = subprocess.run(["/usr/bin/defaults", "read", "com.apple.CrashReporter",
+                                 "DialogType"], capture_output=True, text=True, timeout=10)
+        mode = dialog.stdout.strip() or "default"
+    except (OSError, subprocess.SubprocessError):
+        mode = "unknown"
+    notice = (": a dialog for each child killed on purpose" if mode == "developer"
+              else "")
+    return (f"crash reporter: DialogType {mode}{notice}; children meant to die leave "
+            "no core file, and macOS writes their crash reports regardless")
+
 
 def missing(what: str, requirement: str = "OBJCPREFORK_REQUIRE_OBJC") -> None:
     if os.environ.get(requirement) == "1":
@@ -55,8 +90,6 @@ def missing(what: str, requirement: str = "OBJCPREFORK_REQUIRE_OBJC") -> None:
 
 @pytest.fixture(scope="session")
 def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if sys.platform != "linux":
-        pytest.skip("the fixtures and the emulation are for Linux with GCC's libobjc")
     out = tmp_path_factory.mktemp("objc")
     try:
         build(out)
@@ -69,6 +102,8 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def gnustep(fixtures: Path) -> str:
+    if APPLE:
+        pytest.skip("GNUstep Foundation is a Linux runtime; macOS runs Apple's Foundation")
     library = ctypes.util.find_library("gnustep-base")
     if library is None:
         missing("GNUstep Foundation is not installed (apt-get install libgnustep-base-dev)",
@@ -79,6 +114,8 @@ def gnustep(fixtures: Path) -> str:
 @pytest.fixture(scope="session")
 def libobjc2(fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(runtime, fixtures) built against GNUstep's libobjc2 from its vendored source."""
+    if APPLE:
+        pytest.skip("GNUstep's libobjc2 is a Linux runtime here; macOS runs Apple's")
     tarball = os.environ.get("OBJCPREFORK_LIBOBJC2_TARBALL")
     try:
         # The runtime is built once per checkout (.objc/, ignored by git) and
@@ -131,8 +168,7 @@ def clean_environment(tmp_path: Path, extra: dict[str, str] | None = None) -> di
 def no_core_files() -> None:
     """In each scenario process, before it runs: children meant to die by
     SIGABRT (and their children, who inherit it) leave no core file. macOS
-    writes its crash reports regardless, as CPython's SuppressCrashReport
-    notes: there the limit is what the platform allows."""
+    writes its crash reports regardless (pytest_report_header says so)."""
     import resource
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 FIXTURES = Path(os.environ.get("OBJCPREFORK_FIXTURES", "."))
+APPLE = sys.platform == "darwin"
+# The runtime the fixtures are built against (tests/objc/build.py).
+RUNTIME = "/usr/lib/libobjc.A.dylib" if APPLE else "libobjc.so.4"
 objc: ctypes.CDLL | None = None
 _fixtures: ctypes.CDLL | None = None
 
@@ -32,18 +35,20 @@ class _Fixtures:
 fx = _Fixtures()
 
 
-def load(*, emulation: bool = True, fixtures: bool = True) -> None:
-    """Load GCC's runtime (RTLD_LOCAL, ctypes' default), the emulation, the classes."""
+def load(*, fixtures: bool = True) -> None:
+    """Load the runtime (RTLD_LOCAL, ctypes' default) and the classes; on Linux
+    also the emulation of Apple's check, which macOS's own runtime enforces."""
     global objc, _fixtures
-    objc = ctypes.CDLL("libobjc.so.4")
+    objc = ctypes.CDLL(RUNTIME)
     for fn, restype, argtypes in [
         ("objc_lookUpClass", ctypes.c_void_p, [ctypes.c_char_p]),
         ("sel_registerName", ctypes.c_void_p, [ctypes.c_char_p]),
-        ("objc_msg_lookup", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p]),
     ]:
         getattr(objc, fn).restype = restype
         getattr(objc, fn).argtypes = argtypes
-    if emulation:
+    if not APPLE:
+        objc.objc_msg_lookup.restype = ctypes.c_void_p
+        objc.objc_msg_lookup.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         ctypes.CDLL(str(FIXTURES / "libforksafety.so"))
     if fixtures:
         _fixtures = ctypes.CDLL(str(FIXTURES / "libfixtures.so"))
@@ -69,11 +74,17 @@ def cls(name: str) -> int:
 
 def send(receiver: int, selector: str, *args: object, restype: object = ctypes.c_void_p,
          argtypes: tuple[object, ...] = ()) -> object:
-    """An Objective-C message send on GCC's runtime: [receiver selector...]."""
+    """An Objective-C message send: [receiver selector...]. Apple's runtime
+    sends through objc_msgSend, called with the method's own prototype (never
+    as a variadic function: arm64 passes those differently); GCC's looks the
+    method up with objc_msg_lookup, then calls it."""
     assert objc is not None
     sel = objc.sel_registerName(selector.encode())
-    imp = objc.objc_msg_lookup(receiver, sel)
-    function = ctypes.CFUNCTYPE(restype, ctypes.c_void_p, ctypes.c_void_p, *argtypes)(imp)
+    prototype = ctypes.CFUNCTYPE(restype, ctypes.c_void_p, ctypes.c_void_p, *argtypes)
+    if APPLE:
+        function = prototype(ctypes.cast(objc.objc_msgSend, ctypes.c_void_p).value)
+    else:
+        function = prototype(objc.objc_msg_lookup(receiver, sel))
     return function(receiver, sel, *args)
 
 

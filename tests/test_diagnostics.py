@@ -7,12 +7,12 @@ import os
 import random
 import struct
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from envs import ACTIVATED_AT_START
+from forkprobe import APPLE, RUNTIME
 
 import objcprefork
 from objcprefork._config import Config, append_classes, read_file
@@ -293,8 +293,8 @@ def test_doctor_reports_classes_images_and_verdict(run_python):
         report(**collect())
     """)
     facts = run.facts
-    assert facts["enforcement"] is False and facts["protected"] is True
-    assert facts["runtime"].endswith("libobjc.so.4") and facts["installed"] is True
+    assert (facts["enforcement"] is False) is not APPLE and facts["protected"] is True
+    assert facts["runtime"].endswith(RUNTIME) and facts["installed"] is True
     assert facts["classes"][0]["state"] == "initialized"
     assert facts["classes"][0]["image"].endswith("libfixtures.so")
     assert facts["classes"][1] == {"name": "FXMissing", "state": "not loaded",
@@ -319,8 +319,8 @@ def test_doctor_command_json(venv, run_command):
     report = json.loads(run.stdout)
     assert report["installed"] is False
     assert run.returncode == (0 if report["protected"] else 1)
-    assert report["protected"] is (sys.platform != "darwin")
-    assert (report["enforcement"] is False) is (sys.platform != "darwin")
+    assert report["protected"] is not APPLE
+    assert (report["enforcement"] is False) is not APPLE
     run = run_command([venv.bin / "objcprefork", "run", "--", venv.bin / "objcprefork",
                        "doctor", "--json"], check=False)
     report = json.loads(run.stdout)

@@ -4,6 +4,8 @@ after install() and in a child before it touches the class."""
 
 from __future__ import annotations
 
+from forkprobe import APPLE, RUNTIME
+
 SCENARIO = """
     import objcprefork
     RUNTIME
@@ -19,9 +21,10 @@ SCENARIO = """
 """
 
 
-def test_gcc_libobjc(run_python):
+def test_system_runtime(run_python):
+    # GCC's libobjc on Linux, Apple's on macOS: the runtime the fixtures use.
     facts = run_python(SCENARIO.replace("RUNTIME", "load(); fx2 = fx")).facts
-    assert facts.pop("runtime").endswith("libobjc.so.4")
+    assert facts.pop("runtime").endswith(RUNTIME if APPLE else "/libobjc.so.4")
     assert facts == {"call": "class_getMethodImplementation",
                          "counts": {"FXAlpha": 1, "FXBase": 1, "FXSub": 1},
                          "states": ["initialized", "initialized"], "child": "exit 11",

@@ -1,15 +1,20 @@
-"""Build the Objective-C test fixtures with GCC's Objective-C front end (gobjc)."""
+"""Build the Objective-C test fixtures: on Linux with GCC's Objective-C front end
+(gobjc) against GCC's libobjc, with the emulation of Apple's check; on macOS
+with the system's clang against Apple's libobjc, which enforces the check
+itself (the emulation is Linux-only). On both, the libraries are named
+lib*.so: dlopen() on macOS takes any file name, and the tests stay the same."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-LIBRARIES = {"forksafety": "forksafety.m", "fixtures": "fixtures.m", "late": "late.m",
-             "many": "many.m"}
+FIXTURES = {"fixtures": "fixtures.m", "late": "late.m", "many": "many.m"}
+EMULATION = {"forksafety": "forksafety.m"}  # Apple's check, copied onto GCC's runtime
 MANY_CLASSES = 200  # for the benchmarks: FXMany000 ... FXMany199
 
 
@@ -36,28 +41,41 @@ class FixtureBuildError(RuntimeError):
     pass
 
 
-def compiler() -> str:
-    return os.environ.get("OBJC", "gcc")
+def compiler(platform: str = sys.platform) -> str:
+    return os.environ.get("OBJC", "cc" if platform == "darwin" else "gcc")
+
+
+# The one source of the fixtures' flags: build() uses them, and .ci/check_macos.py
+# compiles the fixtures for macOS with Zig's clang and the same flags.
+COMPILE_FLAGS = ["-x", "objective-c", "-O1", "-Wall", "-Werror"]
+LINK_FLAGS = {"darwin": ["-dynamiclib", "-lobjc"],
+              "linux": ["-shared", "-fPIC", "-lobjc", "-lpthread"]}
+HINT = {"darwin": "(clang comes with the Xcode command line tools: xcode-select --install)",
+        "linux": "(GCC's Objective-C compiler and runtime come with: apt-get install gobjc)"}
+
+
+def libraries(platform: str = sys.platform) -> dict[str, str]:
+    """name -> source of the libraries built on this platform."""
+    return FIXTURES if platform == "darwin" else {**EMULATION, **FIXTURES}
 
 
 def build(outdir: Path) -> dict[str, Path]:
-    """Compile every fixture library into outdir; return name -> path of the .so."""
+    """Compile every library of this platform into outdir; return name -> path."""
+    platform = "darwin" if sys.platform == "darwin" else "linux"
     cc = shutil.which(compiler())
     if cc is None:
-        raise FixtureBuildError(f"no C compiler {compiler()!r} on PATH")
+        raise FixtureBuildError(f"no C compiler {compiler()!r} on PATH {HINT[platform]}")
     outdir.mkdir(parents=True, exist_ok=True)
     generated = {"many.m": write_many(outdir)}
     built = {}
-    for name, source in LIBRARIES.items():
+    for name, source in libraries(platform).items():
         target = outdir / f"lib{name}.so"
-        cmd = [cc, "-x", "objective-c", "-shared", "-fPIC", "-O1", "-Wall", "-Werror",
-               "-o", str(target), str(generated.get(source, HERE / source)), "-lobjc",
-               "-lpthread"]
+        cmd = [cc, *COMPILE_FLAGS, "-o", str(target), str(generated.get(source, HERE / source)),
+               *LINK_FLAGS[platform]]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
-            raise FixtureBuildError(
-                f"cannot build {source} ({' '.join(cmd)}):\n{result.stderr.strip()}\n"
-                "(GCC's Objective-C compiler and runtime come with: apt-get install gobjc)")
+            raise FixtureBuildError(f"cannot build {source} ({' '.join(cmd)}):\n"
+                                    f"{result.stderr.strip()}\n{HINT[platform]}")
         built[name] = target
     return built
 
