@@ -25,22 +25,24 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 FIXTURES_DIR = Path("/nonexistent")  # set once the fixtures are built
 
-# The API and configuration suites install the real fork handler, so they never
-# run in this process: test_suites.py runs them in fresh interpreters, once per
-# core (as markupsafe runs its suite against both implementations), with
-# OBJCPREFORK_TEST_CORE set to "native" or "inert".
+# The real fork handler never runs in the pytest process: loading the native
+# core registers it. The API and configuration suites need a core, so
+# test_suites.py runs them in fresh interpreters, once per core (as markupsafe
+# runs its suite against both implementations), with OBJCPREFORK_TEST_CORE set
+# to "native" or "inert"; every other test reaches the native core through a
+# scenario process, and imports only pure-Python modules here.
 CORE_UNDER_TEST = os.environ.get("OBJCPREFORK_TEST_CORE")
 IN_PROCESS_SUITES = ["test_api.py", "test_config.py"]
 collect_ignore = ["test_suites.py"] if CORE_UNDER_TEST else IN_PROCESS_SUITES
-if CORE_UNDER_TEST == "inert":
+if CORE_UNDER_TEST != "native":
     import importlib.abc
 
     class _NoNativeCore(importlib.abc.MetaPathFinder):
-        """Where the extension could not be built or imported."""
+        """As where the extension could not be built or imported."""
 
         def find_spec(self, name: str, path: object, target: object = None) -> None:
             if name == "objcprefork._objcprefork":
-                raise ImportError("the native core is withheld for the inert-core run")
+                raise ImportError("the native core is withheld from this process")
 
     sys.meta_path.insert(0, _NoNativeCore())
 sys.path.insert(0, str(TESTS / "objc"))
