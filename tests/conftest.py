@@ -34,6 +34,7 @@ FIXTURES_DIR = Path("/nonexistent")  # set once the fixtures are built
 CORE_UNDER_TEST = os.environ.get("OBJCPREFORK_TEST_CORE")
 IN_PROCESS_SUITES = ["test_api.py", "test_config.py"]
 collect_ignore = ["test_suites.py"] if CORE_UNDER_TEST else IN_PROCESS_SUITES
+WITHHELD = "the native core is withheld from this process"
 if CORE_UNDER_TEST != "native":
     import importlib.abc
 
@@ -42,7 +43,7 @@ if CORE_UNDER_TEST != "native":
 
         def find_spec(self, name: str, path: object, target: object = None) -> None:
             if name == "objcprefork._objcprefork":
-                raise ImportError("the native core is withheld from this process")
+                raise ImportError(WITHHELD)
 
     sys.meta_path.insert(0, _NoNativeCore())
 sys.path.insert(0, str(TESTS / "objc"))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import WITHHELD
 
 import objcprefork
 from objcprefork import _native
@@ -114,8 +115,7 @@ def test_uninstall_reports_whether_anything_changed():
 def test_status_without_runtime_is_honest_and_readable():
     st = objcprefork.install(["FXOne"], defaults=False)
     why = ("no Objective-C runtime is loaded in this process" if NATIVE
-           else "the native core is not available (the native core is withheld for the "
-                "inert-core run)")
+           else f"the native core is not available ({WITHHELD})")
     assert st.runtime is None and st.runtime_missing == why
     assert st.classes == (objcprefork.ClassStatus("FXOne", "not loaded", "install()"),)
     text = str(st)
