@@ -49,10 +49,12 @@ for name in names:  # initialize every class, as objcprefork would
 # About ballast_mb MB of small objects, as an app's modules and data.
 ballast = [{"n": i, "s": str(i) * 3} for i in range(ballast_mb * 4300)]
 before = rss_kib()
-if mode == "mapped":  # the extension's file mapped, nothing of Python imported
-    import glob, importlib.util
-    folder = importlib.util.find_spec("objcprefork").submodule_search_locations[0]
-    ctypes.CDLL(glob.glob(os.path.join(folder, "_objcprefork*.so"))[0])
+if mode == "mapped":  # the extension's file mapped; no module imported to find it
+    folder = next(os.path.join(entry, "objcprefork") for entry in sys.path
+                  if os.path.isdir(os.path.join(entry, "objcprefork")))
+    ctypes.CDLL(os.path.join(folder, next(name for name in os.listdir(folder)
+                                          if name.startswith("_objcprefork.")
+                                          and name.endswith(".so"))))
 elif mode == "startup":  # what OBJCPREFORK=1 does at interpreter start
     import objcprefork
     objcprefork._install(dict.fromkeys(names, "benchmark"))
