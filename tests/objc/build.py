@@ -41,8 +41,8 @@ class FixtureBuildError(RuntimeError):
     pass
 
 
-def compiler(platform: str = sys.platform) -> str:
-    return os.environ.get("OBJC", "cc" if platform == "darwin" else "gcc")
+def compiler() -> str:
+    return os.environ.get("OBJC", "cc" if sys.platform == "darwin" else "gcc")
 
 
 # The one source of the fixtures' flags: build() uses them, and .ci/check_macos.py
