@@ -3,11 +3,12 @@ interpreters, so the runtime's sticky state never leaks between tests.
 
 On Linux the fixtures are built against GCC's libobjc, with the emulation of
 Apple's check; on macOS against Apple's libobjc, which enforces the check
-itself. Tests marked `emulation` need something only the emulation has (its
-switches, a process without any runtime): they alone skip on macOS, and say
-why. With OBJCPREFORK_REQUIRE_OBJC=1 (set by .ci/run and the wheels workflow)
-a missing compiler, runtime or fixture fails the run instead of skipping, and
-so does a missing GNUstep with OBJCPREFORK_REQUIRE_GNUSTEP=1."""
+itself. Tests marked `emulation` need something only the emulation has (one
+of its objc4 variants) and skip on macOS, saying so; so do, with their own
+reasons, the tests of Linux-only runtimes (GNUstep, libobjc2, none loaded).
+With OBJCPREFORK_REQUIRE_OBJC=1 (set by .ci/run and the wheels workflow) a
+missing compiler, runtime or fixture fails the run instead of skipping, and so
+does a missing GNUstep with OBJCPREFORK_REQUIRE_GNUSTEP=1."""
 
 from __future__ import annotations
 
