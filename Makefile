@@ -59,12 +59,18 @@ bench: objc-deps $(VENV)/.installed
 
 # The extension built with AddressSanitizer and UndefinedBehaviorSanitizer, the
 # core and stress tests run under them (any report fails), then valgrind.
+# clang-19's runtime, not GCC 12's: before LLVM 18 (llvm-project#75290) ASan's
+# allocator had no atfork handler, so a child forked while another thread
+# held its lock hung at its first malloc (seen: the emulation's child handler,
+# in a fork from a C thread during the stress test).
 SANITIZE_VENV ?= .venv-sanitize
 SANITIZE_LOGS ?= /tmp/objcprefork-sanitize
+SANITIZE_CC ?= clang-19
 sanitize: objc-deps
 	test -x $(SANITIZE_VENV)/bin/python || $(PYTHON) -m venv $(SANITIZE_VENV)
 	$(SANITIZE_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel pytest
 	rm -rf build  # never reuse objects across sanitized and plain builds
+	CC=$(SANITIZE_CC) \
 	CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1" \
 	LDFLAGS="-fsanitize=address,undefined" OBJCPREFORK_REQUIRE_NATIVE=1 \
 	  $(SANITIZE_VENV)/bin/python -m pip install -q --no-build-isolation --force-reinstall --no-deps .
@@ -72,7 +78,7 @@ sanitize: objc-deps
 	nm -D $(SANITIZE_VENV)/lib/python3*/site-packages/objcprefork/_objcprefork*.so | grep -q __asan_report \
 	  || { echo "the extension is not instrumented"; exit 1; }
 	rm -rf $(SANITIZE_LOGS) && mkdir -p $(SANITIZE_LOGS)
-	cd tests && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	cd tests && LD_PRELOAD="$$($(SANITIZE_CC) --print-file-name=libclang_rt.asan-x86_64.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:log_path=$(SANITIZE_LOGS)/asan \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SANITIZE_LOGS)/ubsan \
 	  ../$(SANITIZE_VENV)/bin/python -m pytest -q -p no:cacheprovider test_fork.py test_stress.py test_restricted.py test_suites.py
@@ -95,12 +101,15 @@ docs: $(VENV)/.installed
 
 # Installs what the real-runtime tests build with when missing and we may:
 # GCC's Objective-C compiler (gobjc), GNUstep Foundation, and clang, cmake,
-# ninja and robin-map for GNUstep's libobjc2 (built from ../shared/vendor).
-OBJC_PACKAGES := gobjc libgnustep-base-dev clang cmake ninja-build robin-map-dev
+# ninja and robin-map for GNUstep's libobjc2 (built from ../shared/vendor);
+# clang-19 and its sanitizer runtimes for make sanitize.
+OBJC_PACKAGES := gobjc libgnustep-base-dev clang cmake ninja-build robin-map-dev \
+  clang-19 libclang-rt-19-dev
 objc-deps:
 	@if echo "int main(void){return 0;}" | gcc -x objective-c -o /dev/null - -lobjc 2>/dev/null \
 	   && /sbin/ldconfig -p | grep -q libgnustep-base && command -v clang >/dev/null \
-	   && test -f /usr/include/tsl/robin_map.h && command -v ninja >/dev/null; then :; \
+	   && test -f /usr/include/tsl/robin_map.h && command -v ninja >/dev/null \
+	   && test -f "$$(clang-19 --print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)"; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	   echo "installing $(OBJC_PACKAGES) with apt-get"; \
 	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(OBJC_PACKAGES) >/dev/null; \
