@@ -15,6 +15,12 @@ import sys
 TRUE_VALUES = ("1", "yes", "true", "on")
 
 
+def enable_marker() -> str:
+    """The file `objcprefork enable` writes, next to objcprefork.pth (whose
+    line builds the same path from site's sitedir)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "objcprefork.enabled")
+
+
 def activate(how: str = "start") -> None:
     # Tells a later fork child from this process (see restricted_at_load in
     # src/_objcprefork.c); the .pth line records it too.
@@ -23,8 +29,7 @@ def activate(how: str = "start") -> None:
     if value is not None:  # set: it decides, and a false value imports nothing
         if value.strip().lower() not in TRUE_VALUES:
             return
-    elif not os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                         "objcprefork.enabled")):
+    elif not os.path.exists(enable_marker()):
         return
     try:
         from objcprefork._startup import activate as activate_objcprefork

@@ -82,7 +82,7 @@ def install_from_config(environ: "Mapping[str, str] | None" = None, *,
     if defaults is not None:
         config.defaults = defaults
     _install(config.sourced(extra, "install_from_config()"), config.frameworks,
-             child_core_dumps=False if not config.child_core_dumps else None)
+             child_core_dumps=config.child_core_dumps)
     return status()
 
 

@@ -75,18 +75,14 @@ def is_setugid() -> bool:
     return os.getuid() != os.geteuid() or os.getgid() != os.getegid()
 
 
-ENABLE_MARKER = "objcprefork.enabled"
-
-
 def enable_marker() -> str:
-    """The file `objcprefork enable` writes: next to objcprefork.pth, in the
-    site-packages that holds objcprefork (the .pth line stats it)."""
+    """The file `objcprefork enable` writes, next to objcprefork.pth; "" where
+    the start-up files are not installed (a source tree, a zip application)."""
     try:
-        import _objcprefork_start
-    except ImportError:  # a source tree, or a zip application without it
+        from _objcprefork_start import enable_marker as marker_path
+    except ImportError:
         return ""
-    return os.path.join(os.path.dirname(os.path.abspath(_objcprefork_start.__file__)),
-                        ENABLE_MARKER)
+    return marker_path()
 
 
 def user_config_path(environ: Mapping[str, str]) -> str:
@@ -116,7 +112,7 @@ class Config:
         self.classes: tuple[str, ...] = ()
         self.sources: dict[str, str] = {}  # class -> where it came from
         self.frameworks: tuple[str, ...] = ()
-        self.child_core_dumps = True  # OBJCPREFORK_CHILD_CORES=0: none in forked children
+        self.child_core_dumps: bool | None = None  # False: OBJCPREFORK_CHILD_CORES=0
         self.path: str | None = None  # the config file read, if any
         self.problems: list[str] = []  # every problem found, for doctor
 
@@ -257,7 +253,8 @@ def load(environ: Mapping[str, str],
     if setid:
         config.activation = (config.activation or "off") + "; set-id: variables and files ignored"
     config.debug = is_true(env.get("OBJCPREFORK_DEBUG"))
-    config.child_core_dumps = env.get("OBJCPREFORK_CHILD_CORES", "").strip() != "0"
+    if env.get("OBJCPREFORK_CHILD_CORES", "").strip() == "0":
+        config.child_core_dumps = False  # else None: the limit is left as it is
 
     explicit = env.get("OBJCPREFORK_CONFIG") if files else None
     if explicit == "-":  # no file: `objcprefork run` read it already, for everyone

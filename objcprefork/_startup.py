@@ -40,8 +40,7 @@ def activate(how: str = "pth") -> None:
         if isinstance(core, InertCore):  # nothing to switch on: say why, once
             warn(f"not active: {core.reason}")
             return
-        _install(config.sourced(),
-                 child_core_dumps=False if not config.child_core_dumps else None)
+        _install(config.sourced(), child_core_dumps=config.child_core_dumps)
         activated_by = how
         if os.environ.get("OBJCPREFORK_LEARN") == "1":
             announce_for_learning()
