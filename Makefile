@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SOURCES := setup.py pyproject.toml src/_objcprefork.c $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
+SOURCES := setup.py pyproject.toml $(wildcard src/*.c src/*.h) $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
 .PHONY: test demo objc-deps emulation docs lint check-dist check-macos wheel-test bench sanitize test-cpython-fork clean
 

@@ -60,14 +60,17 @@ class BuildPyWithStartupFiles(build_py):
 
 
 # Also read by .ci/check_macos.py (make check-macos), which cross-compiles with them.
+# Hidden by default: the parts of the core (src/core.h) share names that must
+# never be seen, or interposed, outside it; only PyInit__objcprefork is exported.
 COMPILE_ARGS = ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                "-Werror=implicit-function-declaration"]
+                "-Werror=implicit-function-declaration", "-fvisibility=hidden"]
 
 ext_modules = []
 if sys.platform != "win32":
     ext_modules.append(Extension(
         "objcprefork._objcprefork",
-        ["src/_objcprefork.c"],
+        ["src/_objcprefork.c", "src/runtime.c", "src/table.c", "src/fork.c"],
+        depends=["src/core.h"],
         py_limited_api=LIMITED_API,
         define_macros=[("Py_LIMITED_API", "0x030A0000")] if LIMITED_API else [],
         # Warnings are errors where the build must succeed (CI, cibuildwheel);

@@ -3,7 +3,7 @@ from Linux with Zig's clang (PyPI's ziglang) and a Mach-O reader (lief).
 
 For x86_64-macos.10.13 and aarch64-macos.11.0, with setup.py's own flags,
 -Werror and -Werror=unguarded-availability:
-- compile and link src/_objcprefork.c as a Mach-O bundle (-undefined
+- compile and link the core's sources (src/*.c) as a Mach-O bundle (-undefined
   dynamic_lookup, as Python extensions are), for the stable ABI and, on arm64,
   the full API of a free-threaded (Py_GIL_DISABLED) 3.13+;
 - check the result: only libSystem linked (no libobjc, no libpython), every
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import glob
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -44,6 +45,10 @@ AVAILABLE_SINCE = {
     "_strchr": (10, 0), "_strrchr": (10, 0), "_strtol": (10, 0), "_uname": (10, 0),
     "_fopen": (10, 0), "_fread": (10, 0), "_fclose": (10, 0), "dyld_stub_binder": (10, 0),
     "_getrlimit": (10, 0), "_setrlimit": (10, 0),
+    "__dyld_image_count": (10, 1), "__dyld_get_image_header": (10, 1),
+    "_getsectiondata": (10, 7), "_sysctl": (10, 0), "_issetugid": (10, 0),
+    "_strnlen": (10, 7), "_strcmp": (10, 0), "_memchr": (10, 0), "_memmove": (10, 0),
+    "___memmove_chk": (10, 5), "__tlv_bootstrap": (10, 7), "_free": (10, 0),
 }
 LINKER_MADE = {"__mh_dylib_header", "___dso_handle"}
 
@@ -105,7 +110,7 @@ def inspect(binary: Path, minimum: tuple[int, int]) -> None:
         raise CheckFailed(f"{binary.name}: minimum OS {found}, expected {minimum}")
 
 
-def check(source: Path, out: Path) -> int:
+def check(sources: list[Path], out: Path) -> int:
     zig = [sys.executable, "-m", "ziglang", "cc"]
     flags = [*setup_flags(), "-Werror", "-Werror=unguarded-availability", "-O2",
              "-fno-sanitize=all", "-fPIC"]
@@ -117,7 +122,7 @@ def check(source: Path, out: Path) -> int:
     for target, python, label in variants:
         binary = out / f"_objcprefork-{target}-{label}.so"
         run([*zig, "-target", target, *flags, *python, "-shared",
-             "-Wl,-undefined,dynamic_lookup", "-o", str(binary), str(source)])
+             "-Wl,-undefined,dynamic_lookup", "-o", str(binary), *map(str, sources)])
         inspect(binary, TARGETS[target])
         print(f"check-macos: {target} {label}: built and inspected", flush=True)
         built += 1
@@ -132,23 +137,24 @@ def check(source: Path, out: Path) -> int:
 
 
 def main() -> int:
-    source = REPO / "src" / "_objcprefork.c"
+    sources = sorted((REPO / "src").glob("*.c"))
     with tempfile.TemporaryDirectory(prefix="objcprefork-macos-") as tmp:
         out = Path(tmp)
         try:
-            check(source, out)
+            check(sources, out)
         except CheckFailed as exc:
             print(f"check-macos: FAILED: {exc}", file=sys.stderr)
             return 1
         # The check must be able to fail: an error only macOS compiles.
-        planted = out / "planted.c"
-        text = source.read_text()
+        planted = out / "planted"
+        shutil.copytree(REPO / "src", planted)
+        fork = planted / "fork.c"
         marker = "#ifdef __APPLE__\n"
-        assert marker in text
-        planted.write_text(text.replace(marker, marker + "static int planted = missing_name;\n",
-                                        1))
+        assert marker in fork.read_text()
+        fork.write_text(fork.read_text().replace(
+            marker, marker + "static int planted = missing_name;\n", 1))
         try:
-            check(planted, out)
+            check(sorted(planted.glob("*.c")), out)
         except CheckFailed:
             print("check-macos: a planted error in an __APPLE__ branch fails the check, "
                   "as it must", flush=True)

@@ -40,8 +40,10 @@ def install(classes: "Iterable[str] | None" = None, *, defaults: bool = True,
     library sonames, or paths) are loaded first, in this process. Listed
     classes already loaded are initialized right away, outside any fork, so
     that a failing +initialize fails here. Classes not loaded yet are looked
-    for again at every fork, and forced outside it when the fork is made from
-    Python (a before-fork hook) or, as a last resort, in the fork handler.
+    for again, once the runtime tells of new classes, before each fork made
+    from Python (a before-fork hook), and forced there, outside the fork.
+    The fork handler itself forces nothing: a fork made from C code gets what
+    was forced before it.
     Idempotent. child_core_dumps=False sets RLIMIT_CORE to 0 in forked
     children only (the parent keeps its limit); None leaves it as it is.
 
@@ -88,7 +90,6 @@ def install_from_config(environ: "Mapping[str, str] | None" = None, *,
 
 _hooked = False  # os.register_at_fork(before=core.force) done in this interpreter
 _warned_restricted = False
-_sources: dict[str, str] = {}  # class -> the way that listed it first
 
 
 def _install(names: "Mapping[str, str]", frameworks: "Iterable[str]" = (), *,
@@ -99,21 +100,19 @@ def _install(names: "Mapping[str, str]", frameworks: "Iterable[str]" = (), *,
         from ._frameworks import load_frameworks
 
         load_frameworks(frameworks, allow_paths=allow_paths)
-    was = core.set_enabled(True)  # registering the handlers is what can fail: first
+    was = core.set_installed(True)  # registering the handlers is what can fail: first
     try:
-        core.set_table(tuple(names), True)
+        core.set_table(dict(names), True)
     except BaseException:
-        core.set_enabled(was)
+        core.set_installed(was)
         raise
-    for name, source in names.items():
-        _sources.setdefault(name, source)
     if child_core_dumps is not None:
         core.set_child_core_dumps(child_core_dumps)
     if not _hooked and not isinstance(core, InertCore):
         # Forks from Python get their classes forced here, with the GIL
-        # released and before CPython takes its fork locks; the C handler
-        # then has nothing left to do. There is no way to unregister: when
-        # uninstalled, force() returns at once.
+        # released and before CPython takes its fork locks; the fork
+        # handlers never force (docs/design.md, "Inside the fork"). There is
+        # no way to unregister: when uninstalled, force() returns at once.
         os.register_at_fork(before=core.force)
         _hooked = True
     _force()
@@ -126,7 +125,7 @@ def _force() -> None:
     if _warned_restricted:
         return
     snap = core.snapshot()
-    if snap["restricted"] and snap["enabled"] and snap["runtime"]:
+    if snap["restricted"] and snap["installed"] and snap["runtime"]:
         _warned_restricted = True
         import warnings
 
@@ -140,12 +139,12 @@ def _force() -> None:
 
 def uninstall() -> bool:
     """Make the fork handler inert (it stays registered); return whether it was installed."""
-    return bool(core.set_enabled(False))
+    return bool(core.set_installed(False))
 
 
 def is_installed() -> bool:
-    """Whether the fork handler is active."""
-    return core.snapshot()["enabled"]
+    """Whether objcprefork is switched on."""
+    return core.is_installed()
 
 
 def classes() -> tuple[str, ...]:
@@ -156,10 +155,7 @@ def classes() -> tuple[str, ...]:
 def add_classes(names: "Iterable[str]") -> None:
     """Append classes to the list (duplicates are ignored); when installed, initialize them
     now (never in a restricted process: see Status.restricted)."""
-    added = validate_names(names)
-    core.set_table(added, True)
-    for name in added:
-        _sources.setdefault(name, "add_classes()")
+    core.set_table(dict.fromkeys(validate_names(names), "add_classes()"), True)
     _force()
 
 
@@ -167,10 +163,7 @@ def set_classes(names: "Iterable[str]") -> None:
     """Replace the whole list, whatever put the classes there (the launcher, the
     environment, the config file, install()); when installed, initialize the new
     classes now (never in a restricted process: see Status.restricted)."""
-    listed = validate_names(names)
-    core.set_table(listed)
-    _sources.clear()
-    _sources.update(dict.fromkeys(listed, "set_classes()"))
+    core.set_table(dict.fromkeys(validate_names(names), "set_classes()"))
     _force()
 
 
@@ -179,7 +172,7 @@ def status() -> "Status":
     state, the counters."""
     from ._status import Status
 
-    return Status(core.snapshot(), _sources)
+    return Status(core.snapshot())
 
 
 def __getattr__(name: str) -> object:

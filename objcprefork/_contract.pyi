@@ -7,17 +7,17 @@ from typing import Literal, Protocol, TypedDict
 ClassState = Literal["pending", "initialized", "not loaded", "blocked"]
 
 class Snapshot(TypedDict):
-    enabled: bool
+    installed: bool
     restricted: str | None  # why this process may not start a +initialize, or None
+    check_off: str | None  # why Apple's check is off in this process, or None
     child_core_dumps: bool  # False: RLIMIT_CORE 0 in forked children
     runtime: str | None
     runtime_missing: str | None
     forcing_call: str | None  # the runtime function that runs +initialize
+    load_signal: str | None  # what tells of new classes; None: looked for at every fork
+    diagnostics_missing: str | None  # a query inspect() needs that the runtime lacks
     classes: dict[str, ClassState]  # in list order
-    forks: int
-    forced_in_fork: int
-    handler_last_ns: int
-    handler_max_ns: int
+    sources: dict[str, str]  # the way that listed each class first
 
 class InspectRow(TypedDict):
     name: str
@@ -28,8 +28,9 @@ class InspectRow(TypedDict):
 class Core(Protocol):
     @property
     def STATES(self) -> tuple[ClassState, ...]: ...
-    def set_table(self, names: tuple[str, ...], append: bool = False, /) -> None: ...
-    def set_enabled(self, flag: bool, /) -> bool: ...
+    def set_table(self, classes: dict[str, str], append: bool = False, /) -> None: ...
+    def set_installed(self, flag: bool, /) -> bool: ...
+    def is_installed(self) -> bool: ...
     def set_child_core_dumps(self, flag: bool, /) -> bool: ...
     def force(self) -> int: ...
     def snapshot(self) -> Snapshot: ...

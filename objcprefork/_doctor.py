@@ -18,33 +18,38 @@ from ._native import core
 # OBJC_DISABLE_INITIALIZE_FORK_SAFETY, parsed once at process start (objc-env.h,
 # environ_init). objc4-723 to 866.9 (macOS 10.13 to 13.x before its 2023
 # update): only the exact "YES" (strcmp). objc4-876 and later: these words in
-# any case, or "1"; the fault-style values also parse to "not off", which
-# _objc_atfork_child treats as disabled.
-NEW_PARSING_WORDS = ("YES", "WARN", "TRUE", "ON", "Y", "FATAL", "HALT", "FAULT",
-                     "STOCHASTIC-FAULT", "STOCHASTICFAULT")
+# any case, or "1", which _objc_atfork_child treats as disabled; the fault-style
+# values only from objc4-940.4 (macOS 15.4): before, environ_init parses them as off.
+NEW_PARSING_WORDS = ("YES", "WARN", "TRUE", "ON", "Y", "FATAL", "HALT")
+FAULT_WORDS = ("FAULT", "STOCHASTIC-FAULT", "STOCHASTICFAULT")
 STRICT_UNTIL, LENIENT_FROM = "objc4-866.9 (macOS 10.13 to early 13.x)", "objc4-876 (2023 onwards)"
+FAULTS_FROM, FAULTS_MACOS = "objc4-940.4 (macOS 15.4)", (15, 4)
 LC_SEGMENT_64, LC_VERSION_MIN_MACOSX, LC_BUILD_VERSION = 0x19, 0x24, 0x32
 FAT_MAGIC, FAT_MAGIC_64, MH_MAGIC_64 = b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf", b"\xcf\xfa\xed\xfe"
 CPU_TYPES = {"arm64": 0x0100000C, "x86_64": 0x01000007}
 UNKNOWN = "unknown"
 
 
-def apple_accepts(value: str | None, *, strict: bool = False) -> bool:
-    """Whether objc reads value as "disabled": strict is objc4 up to 866.9."""
+def apple_accepts(value: str | None, *, strict: bool = False, faults: bool = True) -> bool:
+    """Whether objc reads value as "disabled": strict is objc4 up to 866.9,
+    faults whether it is objc4-940.4 or later."""
     if value is None:
         return False
     if strict:
         return value == "YES"
-    return value == "1" or value.upper() in NEW_PARSING_WORDS
+    upper = value.upper()
+    return value == "1" or upper in NEW_PARSING_WORDS or (faults and upper in FAULT_WORDS)
 
 
 def accepted_where(value: str) -> str:
     """Which macOS versions take value as switching the check off."""
     if apple_accepts(value, strict=True):
         return "accepted by every macOS"
-    if apple_accepts(value):
+    if apple_accepts(value, faults=False):
         return (f"accepted only from {LENIENT_FROM}; up to {STRICT_UNTIL} only the exact "
                 "'YES' counts: write YES")
+    if apple_accepts(value):
+        return f"accepted only from {FAULTS_FROM}: write YES"
     return "accepted by no macOS (only YES works everywhere)"
 
 
@@ -153,7 +158,7 @@ def enforcement() -> tuple[bool | str, list[str]]:
     elif is_setugid():
         facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} is ignored: this is a "
                      "set-id process (issetugid)")
-    elif apple_accepts(value, strict=strict):
+    elif apple_accepts(value, strict=strict, faults=macos >= FAULTS_MACOS):
         applies = False
         facts.append(f"OBJC_DISABLE_INITIALIZE_FORK_SAFETY={value!r} silences the check if it "
                      f"was set when the process started ({accepted_where(value)})")
@@ -231,9 +236,8 @@ def collect() -> dict[str, Any]:
         "classes": [{"name": c.name, "state": c.state, "source": c.source,
                      "image": images.get(c.name)}
                     for c in status.classes],
-        "counters": {"forks": status.forks, "forced_in_fork": status.forced_in_fork,
-                     "handler_last_ns": status.handler_last_ns,
-                     "handler_max_ns": status.handler_max_ns},
+        "load_signal": status.load_signal,
+        "check_off": status.check_off,
         "protected": not problems,
         "problems": problems,
     }
@@ -258,8 +262,7 @@ def render(report: dict[str, Any]) -> str:
         f"classes:      {len(report['classes'])}",
         *(f"              {c['name']:<32} {c['state']:<12} {c['source']:<20} {c['image'] or ''}"
           for c in report["classes"]),
-        "counters:     forks {forks}, forced in fork {forced_in_fork}, handler last "
-        "{handler_last_ns} ns, max {handler_max_ns} ns".format(**report["counters"]),
+        f"new classes:  {'told by ' + report['load_signal'] if report['load_signal'] else 'looked for before every fork from Python'}",
     ]
     if report["protected"]:
         lines.append("verdict:      protected for its list")

@@ -14,13 +14,19 @@ class InertCore:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        self._names: dict[str, None] = {}
+        self._sources: dict[str, str] = {}
 
-    def set_table(self, names: tuple[str, ...], append: bool = False, /) -> None:
-        self._names = {**self._names, **dict.fromkeys(names)} if append else dict.fromkeys(names)
+    def set_table(self, classes: dict[str, str], append: bool = False, /) -> None:
+        merged = dict(self._sources) if append else {}
+        for name, source in classes.items():
+            merged.setdefault(name, source)  # the first source stays, as in the native table
+        self._sources = merged
 
-    def set_enabled(self, flag: bool, /) -> bool:
+    def set_installed(self, flag: bool, /) -> bool:
         return False  # nothing can be switched on
+
+    def is_installed(self) -> bool:
+        return False
 
     def set_child_core_dumps(self, flag: bool, /) -> bool:
         return True  # no fork handler to set anything with
@@ -33,10 +39,10 @@ class InertCore:
 
     def snapshot(self) -> "Snapshot":
         return {
-            "enabled": False, "restricted": None, "child_core_dumps": True, "runtime": None,
-            "runtime_missing": self.reason,
-            "forcing_call": None, "classes": dict.fromkeys(self._names, "not loaded"),
-            "forks": 0, "forced_in_fork": 0, "handler_last_ns": 0, "handler_max_ns": 0,
+            "installed": False, "restricted": None, "check_off": None, "child_core_dumps": True,
+            "runtime": None, "runtime_missing": self.reason, "forcing_call": None,
+            "load_signal": None, "diagnostics_missing": None,
+            "classes": dict.fromkeys(self._sources, "not loaded"), "sources": dict(self._sources),
         }
 
 

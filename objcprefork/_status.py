@@ -3,8 +3,6 @@ this module is imported by install(), and fork time grows with what a process ma
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from ._contract import ClassState, Snapshot
 
 
@@ -34,7 +32,8 @@ class ClassStatus(_Frozen):
     - "initialized": its +initialize has run (forced by objcprefork, or kept
       from the parent): a child will find it ready;
     - "pending": loaded, to be forced at the next install() or fork;
-    - "not loaded": no such class in this process yet; looked for at every fork;
+    - "not loaded": no such class in this process yet; looked for again before
+      the next fork from Python once the runtime tells of new classes;
     - "blocked": loaded but not initialized in a restricted process, where
       starting its +initialize would abort this process (see Status.restricted).
     """
@@ -55,54 +54,47 @@ class ClassStatus(_Frozen):
 class Status(_Frozen):
     """A snapshot of objcprefork in this process; str() gives a readable report.
 
-    installed: the fork handler is active. restricted: why this process may not
-    start any new +initialize (a fork child of a threaded parent), or None.
-    runtime: the Objective-C runtime found, or None and runtime_missing says
-    why. forcing_call: the runtime function that runs +initialize. forks:
-    forks the handler has seen since objcprefork was first imported;
-    forced_in_fork: classes it had to force inside a fork (0 when every
-    class was forced beforehand); handler_last_ns/_max_ns: the
-    time it took in the forks where it had work.
+    installed: objcprefork is switched on. restricted: why this process may
+    not start any new +initialize (a fork child of a threaded parent), or
+    None. check_off: why Apple's check is off in this process (then no process
+    is restricted), or None. runtime: the Objective-C runtime found, or None
+    and runtime_missing says why. forcing_call: the runtime function that runs
+    +initialize. load_signal: what tells objcprefork that classes were added
+    (None: it looks for the missing ones before every fork from Python).
+    diagnostics_missing: a query of the runtime that inspection needs and
+    lacks (forcing works without it). The fields are the native core's
+    snapshot keys, one for one.
     """
 
     __slots__ = (
+        "check_off",
         "child_core_dumps",
         "classes",
-        "forced_in_fork",
+        "diagnostics_missing",
         "forcing_call",
-        "forks",
-        "handler_last_ns",
-        "handler_max_ns",
         "installed",
+        "load_signal",
         "restricted",
         "runtime",
         "runtime_missing",
     )
     installed: bool
     restricted: str | None
+    check_off: str | None
     child_core_dumps: bool
     runtime: str | None
     runtime_missing: str | None
     forcing_call: str | None
+    load_signal: str | None
+    diagnostics_missing: str | None
     classes: tuple[ClassStatus, ...]
-    forks: int
-    forced_in_fork: int
-    handler_last_ns: int
-    handler_max_ns: int
 
-    def __init__(self, snap: "Snapshot", sources: "Mapping[str, str] | None" = None) -> None:
-        sources = sources or {}
+    def __init__(self, snap: "Snapshot") -> None:
+        sources = snap["sources"]
         classes = tuple(ClassStatus(name, state, sources.get(name, "unknown"))
                         for name, state in snap["classes"].items())
-        for name, value in (
-                ("installed", snap["enabled"]), ("restricted", snap["restricted"]),
-                ("runtime", snap["runtime"]), ("runtime_missing", snap["runtime_missing"]),
-                ("forcing_call", snap["forcing_call"]), ("classes", classes),
-                ("child_core_dumps", snap["child_core_dumps"]),
-                ("forks", snap["forks"]), ("forced_in_fork", snap["forced_in_fork"]),
-                ("handler_last_ns", snap["handler_last_ns"]),
-                ("handler_max_ns", snap["handler_max_ns"])):
-            object.__setattr__(self, name, value)
+        for name in self.__slots__:
+            object.__setattr__(self, name, classes if name == "classes" else snap[name])  # type: ignore[literal-required]
 
     def names(self, state: "ClassState") -> tuple[str, ...]:
         """The listed classes in the given state."""
@@ -115,6 +107,8 @@ class Status(_Frozen):
         ]
         if self.restricted:
             lines.append(f"restricted: {self.restricted}; no new +initialize is started here")
+        if self.check_off:
+            lines.append(f"Apple's check is off: {self.check_off}")
         order: tuple[ClassState, ...] = ("initialized", "pending", "blocked", "not loaded")
         for state in order:
             names = self.names(state)
@@ -122,7 +116,4 @@ class Status(_Frozen):
                 lines.append(f"{state} ({len(names)}): {', '.join(names)}")
         if not self.classes:
             lines.append("classes: none listed")
-        lines.append(f"forks seen: {self.forks}, classes forced inside a fork: "
-                     f"{self.forced_in_fork}, handler time: last {self.handler_last_ns} ns, "
-                     f"max {self.handler_max_ns} ns")
         return "\n".join(lines)

@@ -274,7 +274,8 @@ def test_doctor_sees_objc_fork_ok_in_the_main_executable(monkeypatch, tmp_path):
     ("YES", True, True, "every macOS"), ("yes", False, True, "only from objc4-876"),
     ("1", False, True, "only from"), ("Y", False, True, "only from"),
     ("warn", False, True, "only from"), ("On", False, True, "only from"),
-    ("true", False, True, "only from"), ("fault", False, True, "only from"),
+    ("true", False, True, "only from"), ("fault", False, True, "only from objc4-940.4"),
+    ("stochastic-fault", False, True, "only from objc4-940.4"),
     ("0", False, False, "no macOS"), ("NO", False, False, "no macOS"),
     ("01", False, False, "no macOS"), ("", False, False, "no macOS"),
 ])
@@ -283,6 +284,14 @@ def test_apple_accepted_values(value, strict, lenient, where):
     assert apple_accepts(value) is lenient
     assert where in accepted_where(value)
     assert apple_accepts(None) is False
+
+
+@pytest.mark.parametrize("value", ["fault", "Stochastic-Fault", "stochasticfault"])
+def test_fault_values_count_only_from_objc4_940_4(value):
+    # objc4-876 to 928.2 (macOS 14, early 15) parse them as off: the check stays on.
+    assert apple_accepts(value, faults=False) is False
+    assert apple_accepts(value, faults=True) is True
+    assert apple_accepts("yes", faults=False) is True
 
 
 def test_doctor_reports_classes_images_and_verdict(run_python):

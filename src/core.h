@@ -1,0 +1,86 @@
+/* The native core's parts, one file per job (as setproctitle keeps binding
+   apart from the work); docs/design.md explains each rule cited here.
+
+   runtime.c  finds the Objective-C runtime already loaded and binds it; the
+              load signal; forcing one class; read-only diagnostic queries.
+   table.c    the class table: built outside any lock, swapped in, read
+              through table_enter()/table_exit(); the forcing pass.
+   fork.c     the pthread_atfork handlers and the restricted-process mirror.
+   _objcprefork.c  the Python module: the only file that touches Python. */
+#ifndef OBJCPREFORK_CORE_H
+#define OBJCPREFORK_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void *objc_class;
+
+/* ---- runtime.c ---------------------------------------------------------- */
+
+/* Bound once, outside any fork, under config_lock; published by
+   runtime_bound (release). */
+extern struct runtime {
+    objc_class (*lookUpClass)(const char *); /* realizes, never initializes */
+    void (*force)(objc_class);               /* runs +initialize */
+    const char *forcing_call;
+    char path[1024];
+    const char *load_signal; /* what tells us classes were added, or NULL */
+} runtime;
+extern atomic_int runtime_bound;
+extern const char *runtime_missing;     /* why runtime_bound is 0 */
+extern const char *diagnostics_missing; /* the first query the runtime lacks */
+
+int ensure_runtime(void); /* binds it if newly loaded; 1 when bound */
+uint64_t classes_added(void); /* the load signal's count; see table.c */
+int load_signal_intact(void);
+
+struct class_row {
+    const char *name, *image, *initializer;
+    int trivial;
+};
+int describe_class(objc_class cls, struct class_row *row); /* 0: no diagnostics */
+objc_class *all_classes(int *count); /* malloc'd; NULL: none or no memory */
+
+/* ---- table.c ------------------------------------------------------------ */
+
+struct entry {
+    const char *name, *source; /* point into the table's own allocation */
+    size_t length;
+    _Atomic(objc_class) cls; /* cached once found; classes are never unloaded */
+    atomic_int done;         /* +initialize ran, forced by us */
+};
+
+struct table {
+    struct table *retired_next;
+    _Atomic uint64_t settled; /* classes_added()+1 when a pass left nothing to force */
+    size_t count, mask;       /* mask + 1 slots in index, a power of two */
+    size_t *index;            /* slot -> entry number + 1, or 0 */
+    struct entry entries[];
+};
+
+struct name_list {
+    size_t count;
+    const char **names, **sources;
+    size_t *lengths, *source_lengths;
+};
+
+extern pthread_mutex_t config_lock;
+extern atomic_long readers;
+extern _Thread_local long reading;
+
+struct table *table_enter(void);
+void table_exit(void);
+int set_table(const struct name_list *given, int append); /* config_lock held; 0: no memory */
+uint64_t force_listed(void); /* GIL released, never in a fork */
+objc_class find_class(struct entry *e); /* cached or looked up; never initializes */
+
+/* ---- fork.c ------------------------------------------------------------- */
+
+extern atomic_int installed, restricted, no_child_cores;
+extern const char *restricted_reason, *check_off_reason;
+void first_load(long start_pid); /* once per process, before any configuration */
+int register_handlers_once(void); /* 0 or an errno */
+
+#endif
