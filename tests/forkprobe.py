@@ -49,7 +49,9 @@ def load(*, fixtures: bool = True) -> None:
     if not APPLE:
         objc.objc_msg_lookup.restype = ctypes.c_void_p
         objc.objc_msg_lookup.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        ctypes.CDLL(str(FIXTURES / "libforksafety.so"))
+        # Global, so that its objc_registerClassPair comes before libobjc's
+        # for every library loaded later (the fixtures, GNUstep Foundation).
+        ctypes.CDLL(str(FIXTURES / "libforksafety.so"), mode=ctypes.RTLD_GLOBAL)
     if fixtures:
         _fixtures = ctypes.CDLL(str(FIXTURES / "libfixtures.so"))
 

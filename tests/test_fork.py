@@ -87,10 +87,12 @@ def test_uninstall_brings_the_crash_back(run_python):
     assert_apple_message(run.stderr, "FXLate")
 
 
-@pytest.mark.parametrize("fork_from, in_fork", [("python", 0), ("c", 1)])
-def test_library_loaded_after_install_is_covered_at_next_fork(run_python, fork_from, in_fork):
+@pytest.mark.parametrize("fork_from", ["python", "c"])
+def test_library_loaded_after_install(run_python, fork_from):
     # A fork from Python forces the new class in the before-fork hook, outside
-    # the fork; a fork from a C thread leaves it to the prepare handler.
+    # the fork. The fork handler forces nothing (docs/design.md, "Inside the
+    # fork"): a fork from a C thread gets only what was forced before it, and
+    # the next configuration call forces the rest.
     run = run_python(f"""
         load(); import objcprefork
         before = objcprefork.install(["FXLate"], defaults=False); make_threaded()
@@ -99,12 +101,16 @@ def test_library_loaded_after_install_is_covered_at_next_fork(run_python, fork_f
             child = fork_and(lambda: late.fx_late_touch())
         else:
             child = describe(fx.fx_fork_from_c_thread(b"FXLate"))
-        after = objcprefork.status()
-        report(before=before.classes[0].state, child=child, after=after.classes[0].state,
-               forced_in_fork=after.forced_in_fork)
+        between = objcprefork.status().classes[0].state
+        objcprefork.install(defaults=False)
+        report(before=before.classes[0].state, child=child, between=between,
+               after=objcprefork.status().classes[0].state,
+               again=describe(fx.fx_fork_from_c_thread(b"FXLate")))
     """)
-    assert run.facts == {"before": "not loaded", "child": "exit 0",
-                         "after": "initialized", "forced_in_fork": in_fork}
+    protected = fork_from == "python"
+    assert run.facts == {"before": "not loaded", "child": "exit 0" if protected else "SIGABRT",
+                         "between": "initialized" if protected else "pending",
+                         "after": "initialized", "again": "exit 0"}
 
 
 def test_grandchildren(run_python):
@@ -156,10 +162,9 @@ def test_fork_from_a_c_thread_without_the_gil(run_python):
         unprotected = describe(fx.fx_fork_from_c_thread(b"FXBeta"))
         objcprefork.install(["FXAlpha"], defaults=False)
         protected = describe(fx.fx_fork_from_c_thread(b"FXAlpha"))
-        report(unprotected=unprotected, protected=protected, forks=objcprefork.status().forks)
+        report(unprotected=unprotected, protected=protected)
     """)
-    # The handler sees both forks: it is registered when objcprefork is imported.
-    assert run.facts == {"unprotected": "SIGABRT", "protected": "exit 0", "forks": 2}
+    assert run.facts == {"unprotected": "SIGABRT", "protected": "exit 0"}
 
 
 def test_single_threaded_parent_is_unrestricted(run_python):
@@ -189,6 +194,37 @@ def test_apple_environment_switch(run_python, value, new, old, objc4):
     assert run.facts == {"child": "SIGABRT" if enforced else "exit 0"}
 
 
+@pytest.mark.emulation("objc4 928.2 (macOS 14, early 15) is not the runners' objc4")
+@pytest.mark.parametrize("value", ["fault", "stochastic-fault", "stochasticFault"])
+def test_fault_values_leave_the_check_on_before_objc4_940_4(run_python, value):
+    run = run_python("""
+        load(); make_threaded()
+        report(child=fork_touching("FXAlpha"))
+    """, env={"OBJC_DISABLE_INITIALIZE_FORK_SAFETY": value, "FORKSAFETY_OBJC4": "928.2"})
+    assert run.facts == {"child": "SIGABRT"}
+
+
+def test_with_the_check_off_nothing_is_blocked(run_python):
+    # OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES at start: objc restricts no child,
+    # so neither does objcprefork, and nothing says "blocked".
+    run = run_python("""
+        import warnings
+        load(); make_threaded()
+        def worker():
+            import objcprefork
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                st = objcprefork.install(["FXAlpha"], defaults=False)
+            report(restricted=st.restricted, check_off=st.check_off,
+                   states=[c.state for c in st.classes], warnings=len(caught),
+                   grandchild=fork_touching("FXGamma"))
+        report(worker=fork_and(worker))
+    """, env={"OBJC_DISABLE_INITIALIZE_FORK_SAFETY": "YES"})
+    assert run.facts == {"worker": "exit 0", "restricted": None,
+                         "check_off": "OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES at start",
+                         "states": ["initialized"], "warnings": 0, "grandchild": "exit 0"}
+
+
 def test_install_forces_in_the_parent_and_never_twice(run_python):
     run = run_python("""
         load(); import objcprefork
@@ -198,16 +234,16 @@ def test_install_forces_in_the_parent_and_never_twice(run_python):
         make_threaded()
         children = [fork_touching("FXAlpha", "FXBeta") for _ in range(3)]
         st = objcprefork.status()
-        report(children=children, forks=st.forks, forced_in_fork=st.forced_in_fork,
+        report(children=children,
                runs=[fx.fx_initialize_count(n) for n in (b"FXAlpha", b"FXBase", b"FXBeta")],
                classes=list(objcprefork.classes()))
     """)
-    assert run.facts == {"children": ["exit 0"] * 3, "forks": 3, "forced_in_fork": 0,
+    assert run.facts == {"children": ["exit 0"] * 3,
                          "runs": [1, 1, 1], "classes": ["FXAlpha", "FXBase", "FXBeta"]}
 
 
-def test_pending_classes_are_forced_by_the_handler(run_python):
-    # Configured while not installed: nothing runs until install() or a fork.
+def test_pending_classes_are_forced_at_install(run_python):
+    # Configured while not installed: nothing runs until install().
     # install() adds to the list (FXAlpha stays listed and is forced then).
     run = run_python("""
         load(); import objcprefork
@@ -281,12 +317,12 @@ def test_process_without_any_runtime(run_python):
         maps = open("/proc/self/maps").read()
         report(runtime=st.runtime, why=st.runtime_missing, installed=st.installed,
                states=sorted({c.state for c in st.classes}), child=fork_and(lambda: None),
-               libobjc_loaded="libobjc" in maps, forks=objcprefork.status().forks)
+               libobjc_loaded="libobjc" in maps)
     """)
     assert run.facts == {"runtime": None, "installed": True,
                          "why": "no Objective-C runtime is loaded in this process",
                          "states": ["not loaded"], "child": "exit 0",
-                         "libobjc_loaded": False, "forks": 1}
+                         "libobjc_loaded": False}
 
 
 @always_a_runtime
@@ -304,22 +340,32 @@ def test_runtime_loaded_after_install_is_found_at_next_fork(run_python):
                          "state": "initialized"}
 
 
-def test_handlers_registered_once_across_interpreters(run_python):
+def test_interpreters_share_one_state(run_python):
+    # One process-wide table, switch and list of sources: what a
+    # subinterpreter configures, every interpreter reports alike (docs/design.md,
+    # "Interpreters"), since a fork forks them all.
     run = run_python("""
         try:
             import _xxsubinterpreters as interpreters
         except ImportError:
             import _interpreters as interpreters
         import objcprefork
-        objcprefork.install(["FXAlpha"], defaults=False)
-        for _ in range(2):
+        load(); objcprefork.install(["FXAlpha"], defaults=False)
+        def sub(code):
             interp = interpreters.create()
-            interpreters.run_string(interp, "import objcprefork; objcprefork.install()")
+            interpreters.run_string(interp, "import objcprefork\\n" + code)
             interpreters.destroy(interp)
-        objcprefork.install(["FXAlpha"], defaults=False)
-        report(child=fork_and(lambda: None), forks=objcprefork.status().forks)
+        sub("objcprefork.add_classes(['FXBeta'])")
+        shared = {c.name: (c.state, c.source) for c in objcprefork.status().classes}
+        sub("objcprefork.uninstall()")
+        off = objcprefork.is_installed()
+        objcprefork.install(defaults=False)
+        make_threaded()
+        report(shared=shared, off=off, child=fork_touching("FXAlpha", "FXBeta"))
     """)
-    assert run.facts == {"child": "exit 0", "forks": 1}
+    assert run.facts == {"shared": {"FXAlpha": ["initialized", "install()"],
+                                    "FXBeta": ["initialized", "add_classes()"]},
+                         "off": False, "child": "exit 0"}
 
 
 def test_children_meant_to_die_leave_no_core_file(run_python):

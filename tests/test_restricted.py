@@ -162,59 +162,109 @@ def test_initialize_waiting_on_a_thread_that_needs_the_gil(run_python, when):
 
 
 @pytest.mark.parametrize("cls", ["FXDlopen", "FXForks"])
-@pytest.mark.parametrize("when", ["install", "os.fork", pytest.param("C fork", marks=(
-    pytest.mark.skipif(sys.platform == "darwin", reason="unsupported on macOS (README, How it "
-                       "works): forced in prepare, it would wait on a lock fork() holds")))])
+@pytest.mark.parametrize("when", ["install", "os.fork"])
 def test_initialize_that_loads_a_library_or_forks(run_python, cls, when):
     # Forced at configuration time or in the before-fork hook, outside every
-    # fork lock, these terminate. Forced inside the prepare handler of a fork
-    # made by C, glibc 2.36 copes; on macOS libpthread holds its atfork lock
-    # there and dyld its loader lock, so that case is documented as
-    # unsupported (README, "How it works").
+    # fork lock, these terminate. The fork handler never forces (docs/design.md,
+    # "Inside the fork"), so no fork can run them under libpthread's atfork
+    # lock or dyld's loader lock.
     run = run_python(f"""
         import objcprefork
         load()
         if "{when}" == "install":
             objcprefork.install(["{cls}"], defaults=False)
-        else:  # listed, not forced yet: the before-fork hook or prepare forces it
+        else:  # listed, not forced yet: the before-fork hook forces it
             objcprefork.install([], defaults=False); objcprefork.uninstall()
-            objcprefork.set_classes(["{cls}"]); objcprefork._native.core.set_enabled(True)
+            objcprefork.set_classes(["{cls}"]); objcprefork._native.core.set_installed(True)
         make_threaded()
-        if "{when}" == "C fork":
-            child = describe(fx.fx_fork_from_c_thread(b"{cls}"))
-        else:
-            child = fork_touching("{cls}")
+        child = fork_touching("{cls}")
         report(child=child, runs=fx.fx_initialize_count(b"{cls}"),
                state=objcprefork.status().classes[0].state)
     """, watchdog=60)
     assert run.facts == {"child": "exit 0", "runs": 1, "state": "initialized"}
 
 
-@pytest.mark.parametrize("fork_from", ["python", "c"])
-def test_class_created_while_another_thread_forks_is_found_within_one_fork(run_python,
-                                                                           fork_from):
-    run = run_python(f"""
+def test_initialize_that_forks_leaves_the_child_a_sound_table(run_python):
+    # The child of FXForksBack's fork carries on through the forcing pass that
+    # ran it, back into Python: its reader count must restart from that one
+    # pass, or its next reconfiguration frees a table a reader still walks
+    # (caught by ASan under make sanitize; a plain build crashed at random).
+    run = run_python("""
+        import threading, objcprefork
+        load()
+        parent = os.getpid()
+        objcprefork.install(["FXForksBack"], defaults=False)
+        if os.getpid() != parent:  # the child, back from the +initialize that forked
+            stop = []
+            def read():
+                while not stop:
+                    objcprefork.status()
+            readers = [threading.Thread(target=read) for _ in range(2)]
+            for t in readers: t.start()
+            for i in range(3000):
+                objcprefork.set_classes(["FXAlpha", f"FXMissing{i % 7}", "FXForksBack"])
+            stop.append(1)
+            for t in readers: t.join()
+            os._exit(0 if objcprefork.classes()[0] == "FXAlpha" else 3)
+        report(child=describe(fx.fx_forks_back_status()),
+               runs=fx.fx_initialize_count(b"FXForksBack"))
+    """, watchdog=120)
+    assert run.facts == {"child": "exit 0", "runs": 1}
+
+
+def test_a_fork_racing_a_dlopen_never_misses_a_class_for_good(run_python):
+    # The load signal comes after the runtime registered the image's classes,
+    # and each pass reads it before looking: a fork that races the dlopen may
+    # miss FXLate, every later fork from Python finds it forced.
+    run = run_python("""
         import threading, time, objcprefork
-        threaded_parent(["FXCreated"])
-        created_after = []; results = []
-        def create():
+        threaded_parent(["FXLate"])
+        loaded_after = []; results = []
+        def loader():
             time.sleep(0.05)
-            assert fx.fx_create_class(b"FXCreated") == 0
-            created_after.append(len(results))  # forks completed before it existed
+            load_late()
+            loaded_after.append(len(results))  # forks completed before it was loaded
+        thread = threading.Thread(target=loader); thread.start()
+        for _ in range(60):
+            results.append(fork_and(lambda: load_late().fx_late_touch()))
+            time.sleep(0.005)
+        thread.join()
+        report(loaded_after=loaded_after[0], results=results,
+               signal=objcprefork.status().load_signal)
+    """, watchdog=60)
+    k, results = run.facts["loaded_after"], run.facts["results"]
+    assert 0 < k < len(results) - 2, results
+    assert results[0] == "SIGABRT"  # loaded only in the child: objc refuses it there
+    assert set(results[k + 1:]) == {"exit 0"}, (k, results)
+    assert run.facts["signal"] in ("_objc_load_callback", "objc_addLoadImageFunc")
+
+
+def test_a_class_created_at_run_time_is_found_at_the_next_configuration(run_python):
+    # objc_allocateClassPair brings a class without an image, so no load signal
+    # tells of it (objc4 and GCC's libobjc alike): it is found at the next
+    # configuration call, not at the next fork (docs/design.md, "Limits").
+    run = run_python("""
+        import objcprefork
+        threaded_parent(["FXCreated"])
+        assert fx.fx_create_class(b"FXCreated") == 0
         def child_check():
             os._exit(10 + fx.fx_initialize_count(b"FXCreated"))  # read without messaging
-        creator = threading.Thread(target=create); creator.start()
-        for _ in range(60):
-            if "{fork_from}" == "python":
-                results.append(fork_and(child_check))
-            else:
-                results.append(describe(fx.fx_fork_from_c_thread(b"FXCreated")))
-            time.sleep(0.005)
-        creator.join()
-        report(created_after=created_after[0], results=results)
-    """, watchdog=60)
-    k, results = run.facts["created_after"], run.facts["results"]
-    assert 0 < k < len(results) - 2, results
-    # At most the one fork racing the creation may miss it; every later one has it.
-    expected = "exit 11" if fork_from == "python" else "exit 0"
-    assert set(results[k + 1:]) == {expected}, (k, results)
+        missed = fork_and(child_check)
+        objcprefork.add_classes([])
+        report(missed=missed, found=fork_and(child_check))
+    """)
+    assert run.facts == {"missed": "exit 10", "found": "exit 11"}
+
+
+def test_a_class_created_in_a_restricted_child_aborts_there(run_python):
+    # objc4 refuses any new non-trivial +initialize in such a child, whether
+    # its class came from an image or from objc_allocateClassPair.
+    run = run_python("""
+        load(); make_threaded()
+        def child():
+            assert fx.fx_create_class(b"FXCreatedInChild") == 0
+            touch("FXCreatedInChild")
+        report(child=fork_and(child))
+    """)
+    assert run.facts == {"child": "SIGABRT"}
+    assert_apple_message(run.stderr, "FXCreatedInChild")

@@ -148,6 +148,31 @@ created_initialize(id self, SEL _cmd)
     fx_record((Class)self);
 }
 
+/* A +initialize that forks and whose child carries on, back through the
+   forcing pass that ran it (the child returns into Python); the parent waits
+   for the child and keeps its exit status. */
+static int forks_back_status = -1;
+
+@interface FXForksBack : FXRoot @end
+@implementation FXForksBack
++ (void)initialize
+{
+    int status = -1;
+    pid_t pid = fork();
+    if (pid == 0)
+        return;
+    if (pid > 0 && waitpid(pid, &status, 0) == pid)
+        forks_back_status = status;
+    fx_record(self);
+}
+@end
+
+int
+fx_forks_back_status(void)
+{
+    return forks_back_status;
+}
+
 /* Creates and registers, at run time, a subclass of FXRoot with its own
    +initialize (objc_allocateClassPair: a class no image brings). 0 or -1. */
 int

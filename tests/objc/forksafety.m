@@ -2,27 +2,30 @@
 
    It follows objc4 (objc-os.mm, objc-initialize.mm; see
    shared/reference/objc-fork-safety.md, part 1):
-   - a prepare handler, registered when this library loads, records whether the
-     process was ever threaded (glibc's __libc_single_threaded has the same
-     "ever created a thread" meaning as pthread_is_threaded_np; elsewhere a
-     thread alive at a fork is remembered);
+   - whether the process was ever threaded is read after every client prepare
+     handler, as _objc_atfork_prepare samples it after them: with glibc, whose
+     __libc_single_threaded has the "ever created a thread" meaning of
+     pthread_is_threaded_np and keeps it in the child, in the child handler,
+     whatever the load order; elsewhere a prepare handler remembers a thread
+     alive at a fork (then the order of loading matters: docs/design.md);
    - in the child of a threaded parent a sticky flag is set, never reset, so
      grandchildren inherit it;
    - in such a child every non-trivial +initialize that has not run yet (its
      own, or inherited from a non-root class) prints Apple's two lines and
-     aborts; root classes and classes whose +initialize is the root's never do;
+     aborts, for classes made by objc_allocateClassPair there too (the
+     emulation interposes objc_registerClassPair: forkprobe loads it
+     RTLD_GLOBAL); root classes and classes whose +initialize is the root's
+     never do;
    - OBJC_DISABLE_INITIALIZE_FORK_SAFETY is read once, at load, with the
-     values of objc4 876+ or, with FORKSAFETY_OBJC4 below 876, of older objc4,
-     and ignored in a set-id (AT_SECURE) process;
-   - handler order: objc samples after every client prepare handler and runs
-     its child handler first. pthread_atfork runs prepare handlers in reverse
-     order of registration and child handlers in order, so this library must
-     be loaded before objcprefork registers its handlers (forkprobe.load()).
+     values of the objc4 that FORKSAFETY_OBJC4 names (default 951.1): only
+     "YES" below 876, the lenient words from 876, the fault words from 940.4;
+     ignored in a set-id (AT_SECURE) process.
 
    GCC's runtime calls +initialize only for classes not yet initialized, so
    replacing +initialize of every non-trivial class in the child makes exactly
    the not-yet-initialized ones abort. */
 #define _GNU_SOURCE /* secure_getenv */
+#include <dlfcn.h>
 #include <objc/runtime.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -249,11 +252,15 @@ ever_threaded(void)
 }
 #endif
 
+#ifdef __GLIBC__
+#define prepare NULL /* the child reads the flag, after every prepare handler */
+#else
 static void
 prepare(void)
 {
     fork_is_multithreaded = ever_threaded();
 }
+#endif
 
 static void
 log_all_classes(void)
@@ -265,6 +272,9 @@ log_all_classes(void)
 static void
 child(void)
 {
+#ifdef __GLIBC__
+    fork_is_multithreaded = ever_threaded();
+#endif
     if (fork_is_multithreaded && !enforcement_disabled)
         multithreaded_fork_child = 1;
     if (print_initialize)
@@ -274,23 +284,26 @@ child(void)
 }
 
 /* objc-env.h, by objc4 version: up to 866.9 only the exact "YES" (strcmp);
-   from 876 these words in any case, or "1" (the fault values parse to "not
-   off", which _objc_atfork_child treats as disabled). FORKSAFETY_OBJC4, read
-   with the variable, picks the version to follow: below 876 is strict. */
+   from 876 these words in any case, or "1" (they parse to "not off", which
+   _objc_atfork_child treats as disabled); the fault words only from 940.4,
+   parsed as off before. */
 static int
-is_apple_yes(const char *value, int strict)
+is_apple_yes(const char *value, double objc4)
 {
-    static const char *const yes[] = {"YES", "WARN", "TRUE", "ON", "Y", "FATAL", "HALT",
-                                      "FAULT", "STOCHASTIC-FAULT", "STOCHASTICFAULT"};
+    static const char *const yes[] = {"YES", "WARN", "TRUE", "ON", "Y", "FATAL", "HALT"};
+    static const char *const faults[] = {"FAULT", "STOCHASTIC-FAULT", "STOCHASTICFAULT"};
     size_t i;
     if (value == NULL)
         return 0;
-    if (strict)
+    if (objc4 < 876)
         return strcmp(value, "YES") == 0;
     if (strcmp(value, "1") == 0)
         return 1;
     for (i = 0; i < sizeof yes / sizeof yes[0]; i++)
         if (strcasecmp(value, yes[i]) == 0)
+            return 1;
+    for (i = 0; objc4 >= 940.4 && i < sizeof faults / sizeof faults[0]; i++)
+        if (strcasecmp(value, faults[i]) == 0)
             return 1;
     return 0;
 }
@@ -301,10 +314,26 @@ __attribute__((constructor)) static void
 load(void)
 {
     const char *version = secure_getenv("FORKSAFETY_OBJC4");
-    int strict = version != NULL && atof(version) < 876;
-    enforcement_disabled = is_apple_yes(secure_getenv("OBJC_DISABLE_INITIALIZE_FORK_SAFETY"), strict);
+    double objc4 = version ? atof(version) : 951.1;
+    enforcement_disabled = is_apple_yes(secure_getenv("OBJC_DISABLE_INITIALIZE_FORK_SAFETY"), objc4);
     pthread_atfork(prepare, NULL, child);
-    print_initialize = is_apple_yes(secure_getenv("OBJC_PRINT_INITIALIZE_METHODS"), strict);
+    print_initialize = is_apple_yes(secure_getenv("OBJC_PRINT_INITIALIZE_METHODS"), objc4);
+}
+
+/* objc4 refuses a new +initialize in a restricted child whatever brought the
+   class (objc-initialize.mm); a class registered there is armed at once. */
+void
+objc_registerClassPair(Class cls)
+{
+    static void (*registered)(Class);
+    if (!registered) {
+        void *runtime = dlopen("libobjc.so.4", RTLD_LAZY | RTLD_NOLOAD);
+        if (!runtime || !(*(void **)&registered = dlsym(runtime, "objc_registerClassPair")))
+            abort();
+    }
+    registered(cls);
+    if (multithreaded_fork_child)
+        arm_class(cls);
 }
 
 /* For tests: whether this process is a restricted fork child. */
