@@ -10,6 +10,7 @@ class Snapshot(TypedDict):
     installed: bool
     restricted: str | None  # why this process may not start a +initialize, or None
     check_off: str | None  # why Apple's check is off in this process, or None
+    threaded_parent: bool  # forked from a threaded parent: restricted if the check is on
     child_core_dumps: bool  # False: RLIMIT_CORE 0 in forked children
     runtime: str | None
     runtime_missing: str | None

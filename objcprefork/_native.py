@@ -39,7 +39,8 @@ class InertCore:
 
     def snapshot(self) -> "Snapshot":
         return {
-            "installed": False, "restricted": None, "check_off": None, "child_core_dumps": True,
+            "installed": False, "restricted": None, "check_off": None, "threaded_parent": False,
+            "child_core_dumps": True,
             "runtime": None, "runtime_missing": self.reason, "forcing_call": None,
             "load_signal": None, "diagnostics_missing": None,
             "classes": dict.fromkeys(self._sources, "not loaded"), "sources": dict(self._sources),

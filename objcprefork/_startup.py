@@ -64,7 +64,7 @@ def announce_for_learning() -> None:
     def after_in_child() -> None:
         from ._native import core
 
-        if core.snapshot()["restricted"]:
+        if core.snapshot()["threaded_parent"]:
             os.write(2, f"objcprefork[{os.getpid()}]: learn: fork child of a threaded "
                         "parent\n".encode())
 

@@ -57,7 +57,9 @@ class Status(_Frozen):
     installed: objcprefork is switched on. restricted: why this process may
     not start any new +initialize (a fork child of a threaded parent), or
     None. check_off: why Apple's check is off in this process (then no process
-    is restricted), or None. runtime: the Objective-C runtime found, or None
+    is restricted), or None. threaded_parent: this process descends by fork
+    from a threaded parent (restricted when the check is on; either way
+    objcprefork starts no +initialize here). runtime: the Objective-C runtime found, or None
     and runtime_missing says why. forcing_call: the runtime function that runs
     +initialize. load_signal: what tells objcprefork that classes were added
     (None: it looks for the missing ones before every fork from Python).
@@ -77,10 +79,12 @@ class Status(_Frozen):
         "restricted",
         "runtime",
         "runtime_missing",
+        "threaded_parent",
     )
     installed: bool
     restricted: str | None
     check_off: str | None
+    threaded_parent: bool
     child_core_dumps: bool
     runtime: str | None
     runtime_missing: str | None

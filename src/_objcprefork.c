@@ -188,7 +188,8 @@ py_snapshot(PyObject *module, PyObject *unused)
 {
     PyObject *result = PyDict_New(), *classes = PyDict_New(), *sources = PyDict_New();
     struct table *t;
-    int blocked = atomic_load(&restricted), bound = 0, failed = 0;
+    int lineage = atomic_load(&restricted), blocked = lineage && !check_off_reason;
+    int bound = 0, failed = 0;
     size_t i;
     if (!result || !classes || !sources)
         goto fail;
@@ -211,6 +212,7 @@ py_snapshot(PyObject *module, PyObject *unused)
         add_item(result, "installed", PyBool_FromLong(atomic_load(&installed))) < 0 ||
         add_item(result, "restricted", runtime_str(blocked ? restricted_reason : NULL)) < 0 ||
         add_item(result, "check_off", runtime_str(check_off_reason)) < 0 ||
+        add_item(result, "threaded_parent", PyBool_FromLong(lineage)) < 0 ||
         add_item(result, "child_core_dumps", PyBool_FromLong(!atomic_load(&no_child_cores))) < 0 ||
         add_item(result, "runtime", runtime_str(bound ? runtime.path : NULL)) < 0 ||
         add_item(result, "runtime_missing", runtime_str(bound ? NULL : runtime_missing)) < 0 ||

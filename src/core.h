@@ -78,6 +78,10 @@ objc_class find_class(struct entry *e); /* cached or looked up; never initialize
 
 /* ---- fork.c ------------------------------------------------------------- */
 
+/* restricted: a fork child (or descendant) of a threaded parent, sticky, as
+   objc's MultithreadedForkChild but whether its check is on or not: nothing
+   new is forced there either way. check_off_reason: why objc's check is off
+   (then objc aborts nothing, and nothing is reported blocked). */
 extern atomic_int installed, restricted, no_child_cores;
 extern const char *restricted_reason, *check_off_reason;
 void first_load(long start_pid); /* once per process, before any configuration */

@@ -71,7 +71,7 @@ parent_was_threaded(void)
 static void
 after_fork_child(void)
 {
-    if (parent_was_threaded() && !check_off_reason && !atomic_load(&restricted)) {
+    if (parent_was_threaded() && !atomic_load(&restricted)) {
         restricted_reason = "a fork child of a threaded parent";
         atomic_store(&restricted, 1);
     }
@@ -250,7 +250,7 @@ first_load(long start_pid)
 #endif
         if (!check_off_reason && started_with_env_off())
             check_off_reason = "OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES at start";
-        if (!check_off_reason && (reason = restricted_at_load(start_pid)) != NULL) {
+        if ((reason = restricted_at_load(start_pid)) != NULL) {
             restricted_reason = reason;
             atomic_store(&restricted, 1);
         }

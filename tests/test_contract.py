@@ -32,7 +32,7 @@ def test_the_stub_declares_what_the_tests_check():
 def test_native_core_produces_exactly_the_contract(run_python):
     run = run_python("""
         load(); from objcprefork._native import core
-        core.set_table(("FXAlpha", "FXMissing"))
+        core.set_table({"FXAlpha": "test", "FXMissing": "test"})
         snap = core.snapshot()
         report(states=list(core.STATES), snapshot=sorted(snap),
                class_states=sorted(set(snap["classes"].values())),
@@ -49,12 +49,14 @@ def test_native_core_produces_exactly_the_contract(run_python):
 
 def test_inert_core_produces_exactly_the_contract():
     inert = InertCore("for the test")
-    inert.set_table(("A", "B"))
-    inert.set_table(("B", "C"), True)
+    inert.set_table({"A": "first", "B": "first"})
+    inert.set_table({"B": "second", "C": "second"}, True)
     names = declared()
     assert names["ClassState"] == inert.STATES
     snap = inert.snapshot()
     assert sorted(snap) == names["Snapshot"]
     assert list(snap["classes"]) == ["A", "B", "C"]
-    assert snap["enabled"] is False and inert.set_enabled(True) is False
+    assert snap["sources"] == {"A": "first", "B": "first", "C": "second"}
+    assert snap["installed"] is False and inert.set_installed(True) is False
+    assert inert.is_installed() is False
     assert snap["runtime_missing"] == "for the test"

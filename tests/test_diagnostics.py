@@ -170,7 +170,8 @@ def test_scan_finds_non_trivial_classes_and_initializes_nothing(run_python):
     assert image.endswith("libfixtures.so")
     assert classes == [["FXAlpha", "FXAlpha"], ["FXBase", "FXBase"], ["FXBeta", "FXBeta"],
                        ["FXDlopen", "FXDlopen"], ["FXForks", "FXForks"],
-                       ["FXGamma", "FXGamma"], ["FXSub", "FXBase"]]
+                       ["FXForksBack", "FXForksBack"], ["FXGamma", "FXGamma"],
+                       ["FXSub", "FXBase"]]
     assert run.facts["runs"] == 0 and run.facts["child"] == "SIGABRT"
 
 

@@ -206,7 +206,8 @@ def test_fault_values_leave_the_check_on_before_objc4_940_4(run_python, value):
 
 def test_with_the_check_off_nothing_is_blocked(run_python):
     # OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES at start: objc restricts no child,
-    # so neither does objcprefork, and nothing says "blocked".
+    # so nothing says "blocked" or warns; objcprefork still starts no
+    # +initialize in a child of a threaded parent (it would not be needed).
     run = run_python("""
         import warnings
         load(); make_threaded()
@@ -215,14 +216,14 @@ def test_with_the_check_off_nothing_is_blocked(run_python):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 st = objcprefork.install(["FXAlpha"], defaults=False)
-            report(restricted=st.restricted, check_off=st.check_off,
+            report(restricted=st.restricted, check_off=st.check_off, lineage=st.threaded_parent,
                    states=[c.state for c in st.classes], warnings=len(caught),
                    grandchild=fork_touching("FXGamma"))
         report(worker=fork_and(worker))
     """, env={"OBJC_DISABLE_INITIALIZE_FORK_SAFETY": "YES"})
-    assert run.facts == {"worker": "exit 0", "restricted": None,
+    assert run.facts == {"worker": "exit 0", "restricted": None, "lineage": True,
                          "check_off": "OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES at start",
-                         "states": ["initialized"], "warnings": 0, "grandchild": "exit 0"}
+                         "states": ["pending"], "warnings": 0, "grandchild": "exit 0"}
 
 
 def test_install_forces_in_the_parent_and_never_twice(run_python):

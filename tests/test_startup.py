@@ -145,10 +145,28 @@ def test_running_the_pth_twice_is_harmless(venv, run_command):
     code = (f"exec(open({str(pth)!r}).read()); exec(open({str(pth)!r}).read()); "
             "import os, objcprefork; pid = os.fork()\n"
             "if pid == 0: os._exit(0)\n"
-            "os.waitpid(pid, 0); print(objcprefork.status().forks, "
+            "os.waitpid(pid, 0); print(objcprefork.status().installed, "
             "objcprefork._startup.activated_by)")
     run = run_command([venv.python, "-c", code], env={"OBJCPREFORK": "1"})
-    assert run.stdout.split() == ["1", ACTIVATED_AT_START]
+    assert run.stdout.split() == ["True", ACTIVATED_AT_START]
+
+
+def test_pth_processed_again_in_a_fork_child_keeps_the_start_pid(venv, run_command):
+    # site.addsitedir in a fork child (virtualenv's activate_this.py) runs the
+    # line again: the child must still be told from the process that started.
+    pth = venv.site_packages / "objcprefork.pth"
+    code = ("import os, sys, threading\n"
+            "threading.Thread(target=int).start()\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            f"    exec(open({str(pth)!r}).read())\n"
+            "    import objcprefork\n"
+            "    print(objcprefork.status().restricted, flush=True)\n"
+            "    os._exit(0)\n"
+            "os.waitpid(pid, 0)\n")
+    run = run_command([venv.python, "-c", code])
+    assert run.stdout.strip() == ("loaded in a fork child of the process that started this "
+                                  "interpreter")
 
 
 def test_start_file_entry_point(venv, run_command):
