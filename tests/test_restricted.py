@@ -161,6 +161,28 @@ def test_initialize_waiting_on_a_thread_that_needs_the_gil(run_python, when):
     assert run.facts == {"child": "exit 0", "runs": 1, "state": "initialized"}
 
 
+def test_subprocess_forking_with_the_gil_held_never_forces(run_python):
+    # macOS's subprocess forks from C with the GIL held and skips the
+    # before-fork hook. FXWaits is listed and loaded but not forced yet, and its
+    # +initialize waits for a thread that needs the GIL: a fork handler that
+    # forced it would deadlock the parent. The child execs: it needs nothing.
+    run = run_python("""
+        import subprocess, threading, time, objcprefork
+        subprocess._USE_VFORK = False; subprocess._USE_POSIX_SPAWN = False  # as on macOS
+        load(); objcprefork.install(["FXWaits"], defaults=False); make_threaded()
+        late = load_late()  # FXWaits appears: found at the next fork from Python
+        callback = ctypes.CFUNCTYPE(None)(lambda: time.sleep(0.01))
+        holder = threading.Thread(target=late.fx_hold_lock_calling, args=(callback,))
+        holder.start()
+        while not late.fx_wait_lock_held(): time.sleep(0.001)
+        code = subprocess.run(["/bin/true"]).returncode
+        holder.join()
+        report(code=code, runs=late.fx_waits_initialized(),
+               state=objcprefork.status().classes[0].state)
+    """, watchdog=30)
+    assert run.facts == {"code": 0, "runs": 0, "state": "pending"}
+
+
 @pytest.mark.parametrize("cls", ["FXDlopen", "FXForks"])
 @pytest.mark.parametrize("when", ["install", "os.fork"])
 def test_initialize_that_loads_a_library_or_forks(run_python, cls, when):
@@ -201,8 +223,9 @@ def test_initialize_that_forks_leaves_the_child_a_sound_table(run_python):
                     objcprefork.status()
             readers = [threading.Thread(target=read) for _ in range(2)]
             for t in readers: t.start()
-            for i in range(3000):
-                objcprefork.set_classes(["FXAlpha", f"FXMissing{i % 7}", "FXForksBack"])
+            many = [f"FXMissing{n}" for n in range(300)]  # a long walk for each reader
+            for i in range(2000):
+                objcprefork.set_classes(["FXAlpha", f"FXOther{i % 7}", *many])
             stop.append(1)
             for t in readers: t.join()
             os._exit(0 if objcprefork.classes()[0] == "FXAlpha" else 3)
