@@ -8,11 +8,8 @@ import sys
 import textwrap
 
 import pytest
+from conftest import no_runtime_at_start
 
-# Every Python process on macOS has Apple's libobjc loaded (libSystem's own
-# libraries bring it), so "no runtime yet" exists only off macOS.
-always_a_runtime = pytest.mark.skipif(sys.platform == "darwin",
-                                      reason="every macOS process has libobjc loaded")
 
 APPLE_LINES = (
     r"objc\[(\d+)\]: \+\[{cls} initialize\] may have been in progress in another thread "
@@ -310,7 +307,7 @@ def test_gnustep_foundation(run_python, gnustep):
     assert set(with_it.facts["states"].values()) == {"initialized"}
 
 
-@always_a_runtime
+@no_runtime_at_start
 def test_process_without_any_runtime(run_python):
     run = run_python("""
         import objcprefork
@@ -326,7 +323,7 @@ def test_process_without_any_runtime(run_python):
                          "libobjc_loaded": False}
 
 
-@always_a_runtime
+@no_runtime_at_start
 def test_runtime_loaded_after_install_is_found_at_next_fork(run_python):
     run = run_python("""
         import objcprefork
