@@ -72,7 +72,13 @@ static void
 after_fork_child(void)
 {
     if (parent_was_threaded() && !atomic_load(&restricted)) {
+#ifdef __APPLE__
         restricted_reason = "a fork child of a threaded parent";
+#else
+        restricted_reason = single_threaded ? "a fork child of a threaded parent"
+                                            : "a fork child, and this libc does not say whether "
+                                              "its parent was ever threaded";
+#endif
         atomic_store(&restricted, 1);
     }
     /* Only this thread lives on: the count restarts from its own depth (a

@@ -25,6 +25,10 @@ def _bootstrap():
         _warn("Python %d.%d is not supported (objcprefork needs 3.10 or later): this "
               "process is not protected" % sys.version_info[:2])
         return
+    # Interpreter start, as the .pth line records it, before the package (and
+    # its native core) loads: tells a later fork child from this process
+    # (restricted_at_load, src/fork.c).
+    sys.__dict__.setdefault("_objcprefork_start_pid", os.getpid())
     try:
         if "objcprefork._startup" not in sys.modules:
             try:
