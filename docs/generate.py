@@ -1,0 +1,89 @@
+"""Writes what is generated from the sources (`make docs`), or with --check
+says what is stale (tests/test_docs.py runs that):
+
+- objcprefork/_default_classes.py and docs/classes.md, from objcprefork/data/classes.csv;
+- the command reference in docs/cli.md, from objcprefork._cli.parser().
+
+It imports objcprefork from this tree, not from an installed copy."""
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from objcprefork._cli import parser  # noqa: E402
+from objcprefork._defaults import markdown, module_source  # noqa: E402
+
+BEGIN = "<!-- generated from objcprefork._cli.parser() by `make docs`: edit the parser -->\n"
+END = "<!-- end of the generated part -->\n"
+
+
+def cell(text: str | None) -> str:
+    return (text or "").replace("|", "\\|")
+
+
+def usage(prog: str, command: argparse.ArgumentParser) -> str:
+    words = [prog]
+    for action in command._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        metavar = action.metavar or action.dest.upper()
+        if not action.option_strings:
+            words.append(f"[{metavar}]" if action.nargs == "?" else str(metavar))
+            continue
+        flag = action.option_strings[-1] + ("" if action.nargs == 0 else f" {metavar}")
+        words.append(f"[{flag}]" + ("..." if isinstance(action, argparse._AppendAction) else ""))
+    return " ".join(words)
+
+
+def reference() -> str:
+    top = parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    out = [f"{top.description}\n", "```"]
+    out += [usage(f"objcprefork {name}", command) for name, command in sub.choices.items()]
+    out += ["```", "", f"{top.epilog}", ""]
+    for summary in sub._choices_actions:
+        command = sub.choices[summary.dest]
+        out += [f"## `objcprefork {summary.dest}`", "", f"{summary.help[0].upper()}"
+                f"{summary.help[1:]}", ""]
+        if command.description:
+            out += [command.description, ""]
+        options = [a for a in command._actions if not isinstance(a, argparse._HelpAction)]
+        if options:
+            out += ["| argument | meaning |", "|---|---|"]
+            for action in options:
+                name = (action.option_strings[-1] if action.option_strings else "")
+                metavar = "" if action.nargs == 0 else str(action.metavar or action.dest.upper())
+                shown = " ".join(filter(None, [name, metavar]))
+                out.append(f"| `{cell(shown)}` | {cell(action.help)} |")
+            out.append("")
+    return "\n".join(out)
+
+
+def cli_md(current: str) -> str:
+    head, _, rest = current.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{reference()}\n{END}{tail}"
+
+
+def main() -> int:
+    check = sys.argv[1:] == ["--check"]
+    cli = REPO / "docs" / "cli.md"
+    wanted = {REPO / "objcprefork" / "_default_classes.py": module_source(),
+              REPO / "docs" / "classes.md": markdown(),
+              cli: cli_md(cli.read_text(encoding="utf-8"))}
+    stale = [path for path, text in wanted.items()
+             if not path.exists() or path.read_text(encoding="utf-8") != text]
+    for path in stale:
+        if check:
+            print(f"stale: {path.relative_to(REPO)} (run: make docs)")
+        else:
+            path.write_text(wanted[path], encoding="utf-8")
+            print(f"wrote {path.relative_to(REPO)}")
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
