@@ -96,8 +96,10 @@ test-cpython-fork: objc-deps $(VENV)/.installed
 emulation: objc-deps $(VENV)/.installed
 	$(PY) tests/objc/build.py .objc
 
+# What is generated from the sources (docs/generate.py says what); a test
+# fails when it is stale.
 docs: $(VENV)/.installed
-	cd docs && ../$(PY) -c "from objcprefork._defaults import markdown; print(markdown(), end='')" > classes.md
+	$(PY) docs/generate.py
 
 # Installs what the real-runtime tests build with when missing and we may:
 # GCC's Objective-C compiler (gobjc), GNUstep Foundation, and clang, cmake,
