@@ -1,7 +1,8 @@
 """Writes what is generated from the sources (`make docs`), or with --check
 says what is stale (tests/test_docs.py runs that):
 
-- objcprefork/_default_classes.py and docs/classes.md, from objcprefork/data/classes.csv;
+- DEFAULT_CLASSES in objcprefork/_defaults.py, and docs/classes.md, from
+  objcprefork/data/classes.csv;
 - the command reference in docs/cli.md, from objcprefork._cli.parser().
 
 It imports objcprefork from this tree, not from an installed copy."""
@@ -14,10 +15,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from objcprefork._cli import parser  # noqa: E402
-from objcprefork._defaults import markdown, module_source  # noqa: E402
+from objcprefork._defaults import markdown, source  # noqa: E402
 
-BEGIN = "<!-- generated from objcprefork._cli.parser() by `make docs`: edit the parser -->\n"
-END = "<!-- end of the generated part -->\n"
+CLI_PART = ("<!-- generated from objcprefork._cli.parser() by `make docs`: edit the parser -->\n",
+            "<!-- end of the generated part -->\n")
+CLASSES_PART = ("# checks that the two agree.\n", "# End of the generated part.\n")
 
 
 def cell(text: str | None) -> str:
@@ -62,20 +64,19 @@ def reference() -> str:
     return "\n".join(out)
 
 
-def cli_md(current: str) -> str:
-    head, _, rest = current.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    return f"{head}{BEGIN}\n{reference()}\n{END}{tail}"
+def splice(current: str, part: tuple[str, str], content: str) -> str:
+    head, _, rest = current.partition(part[0])
+    return f"{head}{part[0]}{content}{part[1]}{rest.partition(part[1])[2]}"
 
 
 def main() -> int:
     check = sys.argv[1:] == ["--check"]
-    cli = REPO / "docs" / "cli.md"
-    wanted = {REPO / "objcprefork" / "_default_classes.py": module_source(),
+    cli, defaults = REPO / "docs" / "cli.md", REPO / "objcprefork" / "_defaults.py"
+    wanted = {defaults: splice(defaults.read_text(encoding="utf-8"), CLASSES_PART, source()),
               REPO / "docs" / "classes.md": markdown(),
-              cli: cli_md(cli.read_text(encoding="utf-8"))}
+              cli: splice(cli.read_text(encoding="utf-8"), CLI_PART, f"\n{reference()}\n")}
     stale = [path for path, text in wanted.items()
-             if not path.exists() or path.read_text(encoding="utf-8") != text]
+             if path.read_text(encoding="utf-8") != text]
     for path in stale:
         if check:
             print(f"stale: {path.relative_to(REPO)} (run: make docs)")

@@ -1,11 +1,32 @@
 """The default class list and its provenance, data/classes.csv (one row per
-class, with where it was reported). Start-up imports only DEFAULT_CLASSES,
-generated from that file (make docs), so it reads no file and works from a
-zip; the rest reads the file through importlib.resources, for the same reason."""
+class, with where it was reported). Start-up reads only DEFAULT_CLASSES,
+generated here from that file, so it reads no file and works from a zip; the
+rest reads the file through importlib.resources, for the same reason."""
 
-from ._default_classes import DEFAULT_CLASSES
+# Generated from data/classes.csv by `make docs` (docs/generate.py); a test
+# checks that the two agree.
+DEFAULT_CLASSES: tuple[str, ...] = (
+    "__NSCFConstantString",
+    "__NSPlaceholderDate",
+    "NSNumber",
+    "__NSPlaceholderDictionary",
+    "NSCharacterSet",
+    "NSString",
+    "NSMutableString",
+    "NSPlaceholderMutableString",
+    "NSCheapMutableString",
+    "NSPlaceholderString",
+    "NSValue",
+    "NSResponder",
+    "__NSPlaceholderArray",
+    "__NSPlaceholderSet",
+    "__NSTimeZone",
+    "ODNode",
+    "NSTaggedPointerString",
+)
+# End of the generated part.
 
-__all__ = ["DEFAULT_CLASSES", "markdown", "module_source", "reported_name", "rows"]
+__all__ = ["DEFAULT_CLASSES", "markdown", "reported_name", "rows", "source"]
 
 
 def rows() -> list[dict[str, str]]:
@@ -25,12 +46,10 @@ def reported_name(name: str) -> str:
     return f"__{name}" if name not in known and f"__{name}" in known else name
 
 
-def module_source() -> str:
-    """objcprefork/_default_classes.py, generated from the data file (make docs)."""
+def source() -> str:
+    """DEFAULT_CLASSES as generated above (make docs)."""
     names = "".join(f'    "{r["class"]}",\n' for r in rows() if r["default"] == "yes")
-    return ('"""Generated from data/classes.csv by `make docs` (docs/generate.py); a test\n'
-            'checks that the two agree. Do not edit."""\n\n'
-            f"DEFAULT_CLASSES: tuple[str, ...] = (\n{names})\n")
+    return f"DEFAULT_CLASSES: tuple[str, ...] = (\n{names})\n"
 
 
 def markdown() -> str:
