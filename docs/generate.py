@@ -48,8 +48,9 @@ def reference() -> str:
     out += ["```", "", f"{top.epilog}", ""]
     for summary in sub._choices_actions:
         command = sub.choices[summary.dest]
-        out += [f"## `objcprefork {summary.dest}`", "", f"{summary.help[0].upper()}"
-                f"{summary.help[1:]}", ""]
+        summary_help = summary.help or ""
+        out += [f"## `objcprefork {summary.dest}`", "",
+                summary_help[:1].upper() + summary_help[1:], ""]
         if command.description:
             out += [command.description, ""]
         options = [a for a in command._actions if not isinstance(a, argparse._HelpAction)]
