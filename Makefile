@@ -1,19 +1,20 @@
 # make demo: the crash and the fix, side by side.   make test: the whole suite.
-# Both set themselves up: GCC's Objective-C compiler and GNUstep Foundation
-# through apt when missing and allowed (root), and a virtualenv in .venv with
-# objcprefork installed from this tree (a real, non-editable install).
+# Both set themselves up: what they need through apt when missing and allowed
+# (root; the demo needs only gobjc and GNUstep Foundation, see objc-deps), and
+# a virtualenv in .venv with objcprefork installed from this tree (a real,
+# non-editable install).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml $(wildcard src/*.c src/*.h) $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
-.PHONY: test demo objc-deps emulation docs lint check-dist check-macos wheel-test bench sanitize test-cpython-fork clean
+.PHONY: test demo demo-deps objc-deps emulation docs lint check-dist check-macos wheel-test bench sanitize test-cpython-fork clean
 
 test: objc-deps $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-demo: objc-deps $(VENV)/.installed
+demo: demo-deps $(VENV)/.installed
 	cd tests && ../$(PY) demo.py
 
 # Offline checks of the packaging and the workflow (issue: ship it).
@@ -92,28 +93,38 @@ test-cpython-fork: objc-deps $(VENV)/.installed
 	$(PY) .ci/cpython_fork_tests.py
 
 # The emulation of Apple's check and the test fixtures, for trying it by hand
-# (README, "Try it on Linux"): .objc/libforksafety.so and friends.
-emulation: objc-deps $(VENV)/.installed
+# (docs/testing.md, "Try it on Linux"): .objc/libforksafety.so and friends.
+emulation: demo-deps $(VENV)/.installed
 	$(PY) tests/objc/build.py .objc
 
+# What is generated from the sources (docs/generate.py says what); a test
+# fails when it is stale.
 docs: $(VENV)/.installed
-	cd docs && ../$(PY) -c "from objcprefork._defaults import markdown; print(markdown(), end='')" > classes.md
+	$(PY) docs/generate.py
 
-# Installs what the real-runtime tests build with when missing and we may:
-# GCC's Objective-C compiler (gobjc), GNUstep Foundation, and clang, cmake,
-# ninja and robin-map for GNUstep's libobjc2 (built from ../shared/vendor);
-# clang-19 and its sanitizer runtimes for make sanitize.
-OBJC_PACKAGES := gobjc libgnustep-base-dev clang cmake ninja-build robin-map-dev \
-  clang-19 libclang-rt-19-dev
-objc-deps:
-	@if echo "int main(void){return 0;}" | gcc -x objective-c -o /dev/null - -lobjc 2>/dev/null \
-	   && /sbin/ldconfig -p | grep -q libgnustep-base && command -v clang >/dev/null \
-	   && test -f /usr/include/tsl/robin_map.h && command -v ninja >/dev/null \
-	   && test -f "$$(clang-19 --print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)"; then :; \
+# Installs, when missing and we may (root, apt-get), what each needs. The demo:
+# GCC's Objective-C compiler (gobjc) and GNUstep Foundation. The tests also:
+# clang, cmake, ninja and robin-map for GNUstep's libobjc2 (built from the
+# tarball docs/testing.md names), and clang-19's sanitizer runtimes for make
+# sanitize. Recursive variables: their $$ reach the shell.
+DEMO_PACKAGES := gobjc libgnustep-base-dev
+OBJC_PACKAGES := $(DEMO_PACKAGES) clang cmake ninja-build robin-map-dev clang-19 libclang-rt-19-dev
+DEMO_PRESENT = echo "int main(void){return 0;}" | gcc -x objective-c -o /dev/null - -lobjc 2>/dev/null \
+  && /sbin/ldconfig -p | grep -q libgnustep-base
+OBJC_PRESENT = $(DEMO_PRESENT) && command -v clang >/dev/null \
+  && test -f /usr/include/tsl/robin_map.h && command -v ninja >/dev/null \
+  && test -f "$$(clang-19 --print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)"
+define apt-get-unless
+	@if $(2); then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	   echo "installing $(OBJC_PACKAGES) with apt-get"; \
-	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(OBJC_PACKAGES) >/dev/null; \
-	else echo "note: some of $(OBJC_PACKAGES) missing and apt-get not usable here; the real-runtime tests will skip"; fi
+	   echo "installing $(1) with apt-get"; \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	else echo "note: some of $(1) missing and apt-get not usable here; what needs them will skip"; fi
+endef
+demo-deps:
+	$(call apt-get-unless,$(DEMO_PACKAGES),$(DEMO_PRESENT))
+objc-deps:
+	$(call apt-get-unless,$(OBJC_PACKAGES),$(OBJC_PRESENT))
 
 $(VENV)/.installed: $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

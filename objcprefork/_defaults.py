@@ -1,34 +1,55 @@
-"""The default class list, read from data/classes.csv (one row per class, with
-where it was reported)."""
+"""The default class list and its provenance, data/classes.csv (one row per
+class, with where it was reported). Start-up reads only DEFAULT_CLASSES,
+generated here from that file, so it reads no file and works from a zip; the
+rest reads the file through importlib.resources, for the same reason."""
 
-import os
+# Generated from data/classes.csv by `make docs` (docs/generate.py); a test
+# checks that the two agree.
+DEFAULT_CLASSES: tuple[str, ...] = (
+    "__NSCFConstantString",
+    "__NSPlaceholderDate",
+    "NSNumber",
+    "__NSPlaceholderDictionary",
+    "NSCharacterSet",
+    "NSString",
+    "NSMutableString",
+    "NSPlaceholderMutableString",
+    "NSCheapMutableString",
+    "NSPlaceholderString",
+    "NSValue",
+    "NSResponder",
+    "__NSPlaceholderArray",
+    "__NSPlaceholderSet",
+    "__NSTimeZone",
+    "ODNode",
+    "NSTaggedPointerString",
+)
+# End of the generated part.
 
-CLASSES_CSV = os.path.join(os.path.dirname(__file__), "data", "classes.csv")
-
-
-def _lines() -> list[str]:
-    with open(CLASSES_CSV, encoding="utf-8") as f:
-        return [line for line in f.read().splitlines() if line and not line.startswith("#")]
+__all__ = ["DEFAULT_CLASSES", "markdown", "reported_name", "rows", "source"]
 
 
 def rows() -> list[dict[str, str]]:
     """Every row of the data file, with its provenance (see the file's header)."""
     import csv
+    from importlib.resources import files
 
-    return list(csv.DictReader(_lines()))
-
-
-# The first two columns only: cheap enough for interpreter start-up (no csv).
-DEFAULT_CLASSES: tuple[str, ...] = tuple(
-    name for name, default, _rest in (line.split(",", 2) for line in _lines()[1:])
-    if default == "yes")
+    text = (files("objcprefork") / "data" / "classes.csv").read_text(encoding="utf-8")
+    return list(csv.DictReader(line for line in text.splitlines()
+                               if line and not line.startswith("#")))
 
 
 def reported_name(name: str) -> str:
     """A class name as a report gives it, with the leading "__" that titles
     and some logs lose restored when that names a known class."""
-    known = {row_name for row_name, *_ in (line.split(",", 1) for line in _lines()[1:])}
+    known = {row["class"] for row in rows()}
     return f"__{name}" if name not in known and f"__{name}" in known else name
+
+
+def source() -> str:
+    """DEFAULT_CLASSES as generated above (make docs)."""
+    names = "".join(f'    "{r["class"]}",\n' for r in rows() if r["default"] == "yes")
+    return f"DEFAULT_CLASSES: tuple[str, ...] = (\n{names})\n"
 
 
 def markdown() -> str:

@@ -92,7 +92,8 @@ def build_libobjc2(outdir: Path, tarball: Path | None = None, *,
         found = sorted(VENDORED_LIBOBJC2.glob("libobjc2-*.tar.gz"))
         if not found:
             raise FixtureBuildError(f"no libobjc2-*.tar.gz in {VENDORED_LIBOBJC2.resolve()} "
-                                    "(set OBJCPREFORK_LIBOBJC2_TARBALL)")
+                                    "(set OBJCPREFORK_LIBOBJC2_TARBALL; docs/testing.md says where "
+                                    "to get it)")
         tarball = found[-1]
     for tool in ("cmake", "ninja", "clang", "clang++"):
         if shutil.which(tool) is None:
