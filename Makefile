@@ -9,10 +9,23 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml $(wildcard src/*.c src/*.h) $(wildcard objcprefork/*.py objcprefork/*/*.py objcprefork/data/*) objcprefork.pth objcprefork.start
 
-.PHONY: test demo demo-deps objc-deps emulation docs lint check-dist check-macos wheel-test bench sanitize test-cpython-fork clean
+# The suites that must pass in the shape of the targets (docs/testing.md, "Lanes").
+LANE_SUITES := test_fork.py test_restricted.py test_startup.py test_learn.py test_reach.py test_servers.py
+
+.PHONY: test-lanes test demo demo-deps objc-deps emulation docs lint check-dist check-macos wheel-test bench sanitize test-cpython-fork clean
 
 test: objc-deps $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# macOS-shaped: GNUstep Foundation and the emulation in every process from the
+# start, subprocess forking with the GIL held; musl-shaped: no
+# __libc_single_threaded for the core (tests/lanes/).
+test-lanes: objc-deps $(VENV)/.installed
+	mkdir -p .objc && gcc -shared -fPIC -o .objc/hide_single_threaded.so tests/lanes/hide_single_threaded.c -ldl
+	cd tests && OBJCPREFORK_LANE=macos LD_PRELOAD="$$($(PYTHON) -c 'import ctypes.util; print(ctypes.util.find_library("gnustep-base") or "")')" \
+	  ../$(PY) -m pytest -q -p no:cacheprovider $(LANE_SUITES)
+	cd tests && OBJCPREFORK_LANE=musl LD_PRELOAD=$(CURDIR)/.objc/hide_single_threaded.so \
+	  ../$(PY) -m pytest -q -p no:cacheprovider $(LANE_SUITES)
 
 demo: demo-deps $(VENV)/.installed
 	cd tests && ../$(PY) demo.py
@@ -56,7 +69,7 @@ wheel-test: objc-deps $(TOOLS)/.installed
 
 # Benchmarks print tables; results are recorded by hand in docs/performance.md.
 bench: objc-deps $(VENV)/.installed
-	cd benchmarks && for b in fork_overhead warmup startup reconfigure parsers; do ../$(PY) $$b.py || exit 1; done
+	cd benchmarks && for b in fork_overhead fork_work warmup startup reconfigure parsers; do ../$(PY) $$b.py || exit 1; done
 
 # The extension built with AddressSanitizer and UndefinedBehaviorSanitizer, the
 # core and stress tests run under them (any report fails), then valgrind.

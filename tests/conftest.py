@@ -66,6 +66,11 @@ no_runtime_at_start = pytest.mark.skipif(
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    preloaded = os.environ.get("LD_PRELOAD", "")
+    needs = {"macos": "libgnustep-base", "musl": "hide_single_threaded"}
+    if LANE and (LANE not in needs or needs[LANE] not in preloaded):
+        raise pytest.UsageError(f"OBJCPREFORK_LANE={LANE!r} needs LD_PRELOAD with "
+                                f"{needs.get(LANE, 'a known lane')}, not {preloaded!r}")
     config.addinivalue_line("markers", "emulation(why): needs the Linux emulation of "
                             "Apple's check (tests/objc/forksafety.m); skipped on macOS")
 

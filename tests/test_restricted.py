@@ -86,6 +86,25 @@ def test_install_in_a_restricted_child_lives_and_warns(run_python, how):
     assert run.facts["control"] == "SIGABRT"  # what forcing FXAlpha there would have done
 
 
+def test_first_import_in_a_child_of_a_single_threaded_parent(run_python):
+    # A daemon that forks, then installs. glibc tells that the parent was never
+    # threaded; macOS cannot tell a fork child's parent apart (no exec: in
+    # doubt, restricted), nor can musl (docs/design.md, "Restricted processes").
+    run = run_python("""
+        load()
+        def child():
+            import objcprefork
+            report(restricted=objcprefork.status().restricted)
+        fork_and(child)
+    """)
+    expected = {
+        "darwin": "loaded in a fork child that has not exec'd, whose parent may have been "
+                  "threaded",
+        "musl": "loaded in a fork child of the process that started this interpreter",
+    }.get("darwin" if sys.platform == "darwin" else LANE)
+    assert run.facts == {"restricted": expected}
+
+
 def test_unrestricted_child_of_a_single_threaded_parent_still_forces(run_python):
     run = run_python("""
         import objcprefork

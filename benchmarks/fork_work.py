@@ -1,0 +1,91 @@
+"""Fork cost where objcprefork has nothing to force, the two cases the fork-time
+contract is about (docs/design.md, "Inside the fork"):
+
+- no Objective-C runtime loaded at all (Linux, installed for the macOS
+  developers of the same app): each os.fork runs the before-fork hook, which
+  must cost one count of loaded libraries, not a search for the runtime;
+- 4,095 listed classes that are never loaded: the hook must not look them up
+  again while the runtime tells of no new class.
+
+Each variant runs in several long-lived processes beside processes that never
+imported objcprefork, batches interleaved; the first fork of each process is
+untimed (the first fork after a dlopen is slow). Printed: the ratio of medians
+to never imported, and its range over pairs of processes. Target: <= 1.01."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from _common import REPO, median, table
+
+WORKER = r"""
+import ctypes, json, os, sys, threading, time
+mode = sys.argv[1]
+if mode.startswith("never imported"):
+    if mode.endswith("libobjc"):
+        ctypes.CDLL("libobjc.so.4")
+else:
+    import objcprefork
+if mode == "no runtime":
+    objcprefork.install()
+elif mode == "4095 absent":
+    ctypes.CDLL("libobjc.so.4")
+    objcprefork.install([f"Absent{i}" for i in range(4095)], defaults=False)
+    assert objcprefork.status().load_signal, "needs the load signal"
+thread = threading.Thread(target=int); thread.start(); thread.join()
+pid = os.fork()  # untimed: the first fork after the loads
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+for line in sys.stdin:
+    times = []
+    for _ in range(int(line)):
+        start = time.perf_counter_ns()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        times.append(time.perf_counter_ns() - start)
+    print(json.dumps(times), flush=True)
+"""
+
+# Each variant against the baseline that maps the same libraries.
+BASELINE = {"no runtime": "never imported", "4095 absent": "never imported, libobjc"}
+MODES = ("never imported", "never imported, libobjc", *BASELINE)
+PROCESSES, ROUNDS, BATCH = 6, 10, 20
+
+
+def main() -> None:
+    workers = [(mode, subprocess.Popen([sys.executable, "-c", WORKER, mode], text=True,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       cwd=REPO / "benchmarks"))
+               for _ in range(PROCESSES) for mode in MODES]
+    times: dict[str, list[list[int]]] = {mode: [[] for _ in range(PROCESSES)] for mode in MODES}
+    for round_ in range(ROUNDS):
+        order = workers[round_ % len(workers):] + workers[:round_ % len(workers)]
+        for mode, worker in order:
+            assert worker.stdin and worker.stdout
+            worker.stdin.write(f"{BATCH}\n")
+            worker.stdin.flush()
+            index = [w for m, w in workers if m == mode].index(worker)
+            times[mode][index] += json.loads(worker.stdout.readline())
+    for _mode, worker in workers:
+        assert worker.stdin
+        worker.stdin.close()
+        worker.wait()
+    rows = []
+    for mode, baseline in BASELINE.items():
+        base = median([t for run in times[baseline] for t in run])
+        pooled = median([t for run in times[mode] for t in run])
+        pairs = [median(run) / median(ref) for run, ref in zip(times[mode], times[baseline],
+                                                                strict=True)]
+        rows.append([mode, baseline, f"{pooled / 1000:.1f}", f"{pooled / base:.4f}",
+                     f"{min(pairs):.3f}-{max(pairs):.3f}"])
+    table(f"os.fork + _exit + waitpid, nothing to force ({PROCESSES} processes per variant, "
+          "interleaved; target <= 1.01)", ["variant", "against", "median us", "ratio", "pair range"], rows)
+
+
+if __name__ == "__main__":
+    main()
