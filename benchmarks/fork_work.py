@@ -84,7 +84,8 @@ def main() -> None:
         rows.append([mode, baseline, f"{pooled / 1000:.1f}", f"{pooled / base:.4f}",
                      f"{min(pairs):.3f}-{max(pairs):.3f}"])
     table(f"os.fork + _exit + waitpid, nothing to force ({PROCESSES} processes per variant, "
-          "interleaved; target <= 1.01)", ["variant", "against", "median us", "ratio", "pair range"], rows)
+          "interleaved; target <= 1.01)",
+          ["variant", "against", "median us", "ratio", "pair range"], rows)
 
 
 if __name__ == "__main__":

@@ -262,7 +262,8 @@ def render(report: dict[str, Any]) -> str:
         f"classes:      {len(report['classes'])}",
         *(f"              {c['name']:<32} {c['state']:<12} {c['source']:<20} {c['image'] or ''}"
           for c in report["classes"]),
-        f"new classes:  {'told by ' + report['load_signal'] if report['load_signal'] else 'looked for before every fork from Python'}",
+        "new classes:  " + (f"told by {report['load_signal']}" if report["load_signal"]
+                            else "looked for before every fork from Python"),
     ]
     if report["protected"]:
         lines.append("verdict:      protected for its list")

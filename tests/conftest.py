@@ -184,7 +184,8 @@ def clean_environment(tmp_path: Path, extra: dict[str, str] | None = None) -> di
         # As objc4 in every macOS process: the emulation from the start, ahead
         # of the runtime Foundation brings (its objc_registerClassPair first).
         env["LD_PRELOAD"] = f"{emulation} {env.get('LD_PRELOAD', '')}".strip()
-    env.update(OBJCPREFORK_FIXTURES=str(FIXTURES_DIR), PYTHONPATH=os.pathsep.join([*path, str(TESTS)]),
+    env.update(OBJCPREFORK_FIXTURES=str(FIXTURES_DIR),
+               PYTHONPATH=os.pathsep.join([*path, str(TESTS)]),
                XDG_CONFIG_HOME=str(tmp_path / "no-config"))
     env.update(extra or {})
     return env

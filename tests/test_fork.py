@@ -4,12 +4,10 @@ Apple's check, on macOS against Apple's libobjc."""
 from __future__ import annotations
 
 import re
-import sys
 import textwrap
 
 import pytest
 from conftest import no_runtime_at_start
-
 
 APPLE_LINES = (
     r"objc\[(\d+)\]: \+\[{cls} initialize\] may have been in progress in another thread "

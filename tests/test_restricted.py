@@ -9,11 +9,11 @@ import sys
 
 import pytest
 from conftest import LANE
+from test_fork import assert_apple_message
 
 # Why a fork child counts as restricted: musl has no flag to tell (src/fork.c).
 CHILD_REASON = ("a fork child, and this libc does not say whether its parent was ever threaded"
                 if LANE == "musl" else "a fork child of a threaded parent")
-from test_fork import assert_apple_message
 
 # How the restricted child forks again: os.fork, multiprocessing, subprocess.
 FORK_AGAIN = {
