@@ -65,8 +65,8 @@ def serves(tags: frozenset[Tag], identifier: str) -> bool:
     family, arch = platform.split("_", 1)
     return any(
         tag.platform.startswith(family) and tag.platform.endswith(f"_{arch}")
-        and (tag.abi == python or tag.abi == "abi3" and not python.endswith("t")
-             and int(tag.interpreter[2:]) <= int(python[2:]))
+        and (tag.abi == python or (tag.abi == "abi3" and not python.endswith("t")
+             and int(tag.interpreter[2:]) <= int(python[2:])))
         for tag in tags)
 
 

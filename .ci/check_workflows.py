@@ -33,8 +33,8 @@ def pipes(script: str) -> bool:
     command substitution within double quotes."""
     lexer = shlex.shlex(script, posix=False, punctuation_chars=True)
     try:
-        return any(set(token) <= SHELL_OPERATORS and "|" in token.replace("||", "")
-                   or token.startswith('"') and "$(" in token and pipes(token[1:-1])
+        return any((set(token) <= SHELL_OPERATORS and "|" in token.replace("||", ""))
+                   or (token.startswith('"') and "$(" in token and pipes(token[1:-1]))
                    for token in lexer)
     except ValueError:  # an unmatched quote: a bar anywhere may be a pipe
         return "|" in script
