@@ -33,17 +33,20 @@ demo: demo-deps $(VENV)/.installed
 # Offline checks of the packaging and the workflow (issue: ship it).
 TOOLS ?= .venv-tools
 TOOL_PY := $(TOOLS)/bin/python
-$(TOOLS)/.installed: pyproject.toml
+$(TOOLS)/.installed: pyproject.toml Makefile
 	test -x $(TOOL_PY) || $(PYTHON) -m venv $(TOOLS)
 	$(TOOL_PY) -m pip install -q --upgrade pip
 	$(TOOL_PY) -m pip install -q "cibuildwheel==4.3.5" check-jsonschema zizmor \
 	  "validate-pyproject[all]" build twine check-wheel-contents abi3audit check-manifest \
-	  mypy ruff ziglang lief
+	  mypy ruff ziglang lief pyyaml pytest
 	touch $@
 
 check-dist: $(TOOLS)/.installed
 	$(TOOLS)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(TOOLS)/bin/zizmor --offline .github/workflows/
+	$(TOOL_PY) .ci/check_workflows.py .github/workflows/*.yml
+	$(TOOL_PY) .ci/check_artifacts.py --dry .ci/release-files.txt
+	$(TOOL_PY) -m pytest -q -p no:cacheprovider .ci/test_release_checks.py
 	$(TOOLS)/bin/validate-pyproject pyproject.toml
 	$(TOOLS)/bin/check-manifest
 	rm -rf dist
