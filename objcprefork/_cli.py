@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
+
+from ._names import escape, is_class_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 OK, NOT_FOUND, USAGE, IO = 0, 1, 2, 3
 BROKEN_PIPE = 128 + 13
 TRUE_FOR_APPLE = "YES"
-MAX_LEARNT = 256  # classes one --learn run may add
-RUNTIME_LINE = re.compile(rb"objc\[\d+\]: ")
-# Written by objcprefork itself under --learn (_startup.announce_for_learning),
-# and kept out of the command's output.
-ANNOUNCE = re.compile(rb"objcprefork\[(\d+)\]: learn: (fork child of a threaded parent|exec"
-                      rb"|trivial)(.*)")
-ANNOUNCE_LINES = re.compile(rb"(?m)^objcprefork\[\d+\]: learn: [^\n]*\n")
-INITIALIZE_CALL = re.compile(
-    rb"objc\[(\d+)\]: INITIALIZE: thread 0x[0-9a-fA-F]+: calling \+\[([^\W\d][\w$.]{0,254}) "
-    rb"initialize\]")
 
 
 class Failure(Exception):
@@ -47,9 +39,10 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
     """The environment under which every Python that the command starts activates.
 
     The launcher decides once: it reads the configuration (file, environment,
-    options) here and hands the result on in variables, so that no Python
-    under it needs a TOML parser, and the config file is not read again."""
-    from ._config import ConfigError, load
+    options) here and hands the result on in variables, each class with its
+    source, so that no Python under it needs a TOML parser, and the config
+    file is not read again."""
+    from ._config import ConfigError, launcher_variables, load
     from ._names import split_names
 
     env = dict(environ)
@@ -66,8 +59,7 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
     except ConfigError as exc:
         raise Failure(str(exc), USAGE) from None
     config.add(named, "objcprefork run")
-    env.update(OBJCPREFORK="1", OBJCPREFORK_LAUNCHER="1", OBJCPREFORK_CONFIG="-",
-               OBJCPREFORK_CLASSES=",".join(config.classes),
+    env.update(launcher_variables(config), OBJCPREFORK="1", OBJCPREFORK_CONFIG="-",
                OBJCPREFORK_DEFAULTS="0" if args.no_defaults or config.defaults is False
                else "1")
     if config.frameworks:
@@ -82,24 +74,35 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
         # A pex re-executes its interpreter with -I, which drops PYTHONPATH
         # (and so the bootstrap), and leaves a virtualenv for its base
         # interpreter, or builds its own (--venv). Run it in its zipapp mode,
-        # from this interpreter, with this environment's site-packages as a
-        # fallback after the pex's own: there objcprefork's .pth runs, and
-        # -I honours OBJCPREFORK. (pex reads these itself: PEX-INFO overrides.)
+        # from this interpreter, whose objcprefork.pth honours OBJCPREFORK
+        # under -I, with this interpreter's path (its site-packages) as a
+        # fallback after the pex's own. Only that: the caller's PYTHONPATH,
+        # which a pex run plainly ignores, and the bootstrap are not passed,
+        # so the pex keeps its isolation. (pex reads these itself: PEX-INFO
+        # overrides.)
         env.update(PEX_PYTHON=sys.executable, PEX_INHERIT_PATH="fallback", PEX_VENV="false")
+        env.pop("PYTHONPATH")
     return env
 
 
 def is_pex(arg: str) -> bool:
-    """Whether arg names a pex file (a zip holding PEX-INFO), directly or on PATH."""
+    """Whether arg names a pex file (a zip holding PEX-INFO), directly or on
+    PATH. Only a regular file is opened (stat first): CMD's arguments may
+    name a FIFO or a device, which opening would block on or disturb."""
     import shutil
+    import stat
     import zipfile
 
     path = arg if os.sep in arg else shutil.which(arg)
     try:
-        if not path or not zipfile.is_zipfile(path):
+        if not path or not stat.S_ISREG(os.stat(path).st_mode):
             return False
-        with zipfile.ZipFile(path) as archive:
-            return "PEX-INFO" in archive.namelist()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or not zipfile.is_zipfile(f):
+                return False
+            with zipfile.ZipFile(f) as archive:
+                return "PEX-INFO" in archive.namelist()
     except (OSError, zipfile.BadZipFile):
         return False
 
@@ -109,24 +112,36 @@ def config_target(args: argparse.Namespace) -> str:
     configuration is read from (OBJCPREFORK_CONFIG, else the user's)."""
     from ._config import active_config_path
 
-    return os.path.abspath(args.config) if args.config else active_config_path(os.environ)
+    target = os.path.abspath(args.config) if args.config else active_config_path(os.environ)
+    if target is None:
+        raise Failure("no config file to write: HOME is relative; give --config FILE or set "
+                      "OBJCPREFORK_CONFIG to an absolute path", USAGE)
+    return target
 
 
 def record(path: str, classes: tuple[str, ...], command: str) -> None:
     """Add classes to a config file and say what was done."""
-    from ._config import ConfigError, append_classes
+    from ._config import ConfigError
+    from ._files import MAX_APPEND, append_classes
 
+    valid = tuple(dict.fromkeys(c for c in classes if is_class_name(c)))
     try:
-        added = append_classes(path, classes)
+        added = append_classes(path, valid)
     except ConfigError as exc:
         raise Failure(str(exc), USAGE) from None
     except OSError as exc:
-        raise Failure(f"cannot write {path}: {exc.strerror or exc}; it is unchanged", IO) from None
-    kept = [c for c in classes if c not in added]
+        raise Failure(f"cannot write {escape(path)}: {exc.strerror or exc}; it is unchanged",
+                      IO) from None
+    done = set(added)
+    left = [c for c in valid if c not in done]
+    shown = escape(path)
     if added:
-        print(f"objcprefork {command}: added to {path}: {', '.join(added)}", file=sys.stderr)
-    if kept:
-        print(f"objcprefork {command}: already in {path}: {', '.join(kept)}", file=sys.stderr)
+        print(f"objcprefork {command}: added to {shown}: {', '.join(added)}", file=sys.stderr)
+    if len(added) == MAX_APPEND and left:
+        print(f"objcprefork {command}: {len(left)} more not added (at most {MAX_APPEND} a "
+              "run): run it again to add them", file=sys.stderr)
+    elif left:
+        print(f"objcprefork {command}: already in {shown}: {', '.join(left)}", file=sys.stderr)
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -134,180 +149,42 @@ def command_run(args: argparse.Namespace) -> int:
     if not command:
         raise Failure("no command given (objcprefork run [options] -- CMD ARGS...)", USAGE)
     env = launcher_environment(args, dict(os.environ))
-    if args.learn:
-        return learn(command, env, config_target(args))
     try:
+        if args.learn:
+            from ._learn import learn
+
+            return learn(command, env, config_target(args), record)
         os.execvpe(command[0], command, env)  # CMD's own signals and exit status
     except OSError as exc:
         raise Failure(f"cannot run {command[0]!r}: {exc.strerror}",
                       127 if isinstance(exc, FileNotFoundError) else 126) from None
 
 
-class Learner:
-    """Reads CMD's stderr as it flows through, and learns in one run.
-
-    For that run only, the runtime is told to log every +initialize
-    (OBJC_PRINT_INITIALIZE_METHODS=YES) and not to enforce the check
-    (OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES), both before CMD starts, where
-    objc reads them. objcprefork, active in each Python process of CMD, says
-    which processes are fork children of a threaded parent and which exec'd.
-    The classes such a child initializes, before any exec, are what its
-    parent must force. Apple's crash message is still read, for runtimes
-    that cannot log: one class per crashing run."""
-
-    def __init__(self) -> None:
-        self.learnt: dict[str, None] = {}
-        self.trivial: set[str] = set()
-        self.restricted: set[bytes] = set()
-        self.children: set[bytes] = set()
-
-    def result(self) -> tuple[str, ...]:
-        return tuple(name for name in self.learnt if name not in self.trivial)
-
-    def feed(self, line: bytes) -> None:
-        announce = ANNOUNCE.match(line.rstrip(b"\r"))
-        if announce:
-            pid, what = announce.group(1), announce.group(2)
-            if what == b"exec":
-                self.restricted.discard(pid)
-            elif what == b"trivial":
-                self.trivial.update(announce.group(3).decode("utf-8", "replace").split())
-            else:
-                self.restricted.add(pid)
-                self.children.add(pid)
-            return
-        if not RUNTIME_LINE.match(line) or len(self.learnt) >= MAX_LEARNT:
-            return  # only the runtime's own lines, never a log line quoting one
-        call = INITIALIZE_CALL.match(line)
-        if call:
-            if call.group(1) in self.restricted:
-                self.learnt.setdefault(call.group(2).decode(), None)
-            return
-        from ._crashlog import read_report
-
-        self.learnt.update(dict.fromkeys(read_report(line).classes))
-
-
-def learn(command: list[str], env: dict[str, str], config: str) -> int:
-    import signal
-    import subprocess
-
-    env = {**env, "OBJCPREFORK_LEARN": "1", "OBJC_PRINT_INITIALIZE_METHODS": "YES",
-           "OBJC_DISABLE_INITIALIZE_FORK_SAFETY": TRUE_FOR_APPLE}
-    terminal = sys.stderr.isatty()
-    if terminal:  # CMD's stderr stays a terminal: \r progress lines, colours
-        import pty
-
-        reader, writer = pty.openpty()
-        try:
-            import fcntl
-            import termios
-
-            size = fcntl.ioctl(sys.stderr.fileno(), termios.TIOCGWINSZ, b"\0" * 8)
-            fcntl.ioctl(writer, termios.TIOCSWINSZ, size)
-        except OSError:
-            pass
-    else:
-        reader, writer = os.pipe()
-    try:
-        child = subprocess.Popen(command, env=env, stderr=writer)
-    except OSError as exc:
-        os.close(reader)
-        os.close(writer)
-        raise Failure(f"cannot run {command[0]!r}: {exc.strerror}",
-                      127 if isinstance(exc, FileNotFoundError) else 126) from None
-    os.close(writer)
-
-    def forward(signum: int, _frame: object) -> None:
-        # Ctrl-C reaches CMD from the terminal itself (same process group):
-        # forward SIGINT only when it did not come that way.
-        if signum == signal.SIGINT and foreground():
-            return
-        child.send_signal(signum)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(signum, forward)
-    learner, pending = Learner(), b""
-    out = sys.stderr.buffer
-    while True:
-        try:
-            chunk = os.read(reader, 65536)
-        except InterruptedError:
-            continue
-        except OSError:  # EIO: the pty's other side is closed
-            chunk = b""
-        if not chunk:
-            break
-        out.write(ANNOUNCE_LINES.sub(b"", chunk))
-        out.flush()
-        lines = (pending + chunk).replace(b"\r\n", b"\n").split(b"\n")
-        pending = lines.pop()[-65536:]
-        for line in lines:
-            learner.feed(line)
-    learner.feed(pending)
-    os.close(reader)
-    code = child.wait()
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(signum, signal.SIG_DFL)
-    learnt = learner.result()
-    if learnt:
-        print(f"objcprefork run --learn: learnt {len(learnt)} class(es) from "
-              f"{max(len(learner.children), 1)} child process(es): {', '.join(learnt)}",
-              file=sys.stderr)
-        record(config, learnt, "run --learn")
-    else:
-        print("objcprefork run --learn: nothing to learn: no fork child of a threaded parent "
-              "initialized a class, and no fork-safety crash was seen", file=sys.stderr)
-    if code < 0:  # die as CMD did, so the shell sees the same status
-        sys.stdout.flush()
-        os.kill(os.getpid(), -code)
-    return code
-
-
-def foreground() -> bool:
-    """Whether this process group owns the controlling terminal."""
-    for stream in (sys.stdin, sys.stderr):
-        try:
-            if stream.isatty() and os.tcgetpgrp(stream.fileno()) == os.getpgrp():
-                return True
-        except (OSError, ValueError):
-            pass
-    return False
-
-
 def command_enable(args: argparse.Namespace) -> int:
     """Switch start-up activation on for every Python of this environment,
     without a variable: a marker next to objcprefork.pth, which its line stats."""
-    from ._config import enable_marker
+    from _objcprefork_start import enable_marker
+
+    from ._files import write_marker
 
     marker = enable_marker()
-    if not marker or not os.path.exists(os.path.join(os.path.dirname(marker),
-                                                     "objcprefork.pth")):
-        raise Failure("objcprefork's start-up files are not installed next to "
-                      f"{os.path.dirname(marker) or 'this package'} (an editable install has "
-                      "none): install the wheel", IO)
-    if args.enable:
-        import tempfile
-
-        try:
-            fd, temporary = tempfile.mkstemp(dir=os.path.dirname(marker), prefix=".objcprefork-")
-            with os.fdopen(fd, "w") as f:
-                f.write("# objcprefork is switched on at the start of every Python of this "
-                        "environment.\n# `objcprefork disable` removes this file; OBJCPREFORK=0 "
-                        "overrides it.\n")
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, marker)
-        except OSError as exc:
-            raise Failure(f"cannot write {marker}: {exc.strerror or exc}", IO) from None
-        print(f"objcprefork: enabled for every Python start of this environment ({marker})")
-    else:
-        try:
+    folder = os.path.dirname(marker)
+    if not os.path.exists(os.path.join(folder, "objcprefork.pth")):
+        raise Failure(f"objcprefork's start-up files are not installed next to {escape(folder)} "
+                      "(an editable install has none): install the wheel", IO)
+    try:
+        if args.enable:
+            write_marker(marker)
+            print(f"objcprefork: enabled for every Python start of this environment "
+                  f"({escape(marker)})")
+        elif os.path.lexists(marker):
             os.remove(marker)
-            print(f"objcprefork: disabled ({marker} removed)")
-        except FileNotFoundError:
-            print(f"objcprefork: already disabled (no {marker})")
-        except OSError as exc:
-            raise Failure(f"cannot remove {marker}: {exc.strerror or exc}", IO) from None
+            print(f"objcprefork: disabled ({escape(marker)} removed)")
+        else:
+            print(f"objcprefork: already disabled (no {escape(marker)})")
+    except (OSError, ValueError) as exc:
+        raise Failure(f"cannot {'write' if args.enable else 'remove'} {escape(marker)}: "
+                      f"{getattr(exc, 'strerror', None) or exc}", IO) from None
     return OK
 
 
@@ -329,11 +206,10 @@ def command_doctor(args: argparse.Namespace) -> int:
 
 
 def command_scan(args: argparse.Namespace) -> int:
-    from ._frameworks import load_frameworks
-    from ._scan import render, scan
+    from ._scan import load_for_scan, render, scan
 
     try:
-        load_frameworks(args.framework, allow_paths=True, short_names=True)
+        load_for_scan(args.framework)
     except ValueError as exc:
         raise Failure(str(exc), USAGE) from None
     found = scan(args.image)
@@ -348,37 +224,27 @@ def command_scan(args: argparse.Namespace) -> int:
 
 
 def write_scan(args: argparse.Namespace, found: dict[str, list[tuple[str, str]]]) -> None:
-    from . import _toml
-    from ._config import Config, read_file
-    from ._crashlog import is_class_name
-    from ._frameworks import SONAME, validate_framework_names
+    from ._config import ConfigError
+    from ._files import write_scan as write
+    from ._frameworks import SONAME
 
     # Only valid names reach the file, and paths only inside quoted comments:
     # nothing the runtime or a path supplies can add a key.
-    classes = tuple(name for names in found.values() for name, _owner in names
-                    if is_class_name(name))
-    names = validate_framework_names(f for f in args.framework
-                                     if "/" not in f and (sys.platform == "darwin"
-                                                          or SONAME.fullmatch(f)))
-    lines = ["# written by objcprefork scan: classes with a non-trivial +initialize"]
-    lines += [_toml.comment(f"scanned {p} (a path: load it in your app; the config "
-                            "takes names)") for p in args.framework if "/" in p]
-    if names:
-        lines.append(f"frameworks = {_toml.array(names)}")
-    lines.append(f"classes = {_toml.array(classes)}")
-
-    def check(written: str) -> None:
-        config = Config()
-        read_file(written, config)
-        if config.classes != classes or config.frameworks != names:
-            raise Failure(f"{args.write}: the written file does not read back", IO)
-
+    classes = tuple(dict.fromkeys(name for names in found.values() for name, _owner in names
+                                  if is_class_name(name)))
+    names = tuple(dict.fromkeys(f for f in args.framework if "/" not in f and (
+        sys.platform == "darwin" or SONAME.fullmatch(f))))
+    comments = [f"scanned {p} (a path: load it in your app; the config takes names)"
+                for p in args.framework if "/" in p]
     try:
-        _toml.replace(args.write, "\n".join(lines) + "\n", check)
+        write(args.write, classes, names, comments)
+    except ConfigError as exc:
+        raise Failure(f"{exc}; it is unchanged", IO) from None
     except OSError as exc:
-        raise Failure(f"cannot write {args.write}: {exc.strerror or exc}; it is unchanged",
-                      IO) from None
-    print(f"objcprefork scan: wrote {len(classes)} classes to {args.write}", file=sys.stderr)
+        raise Failure(f"cannot write {escape(args.write)}: {exc.strerror or exc}; it is "
+                      "unchanged", IO) from None
+    print(f"objcprefork scan: wrote {len(classes)} classes to {escape(args.write)}",
+          file=sys.stderr)
 
 
 def command_explain(args: argparse.Namespace) -> int:
@@ -396,8 +262,8 @@ def command_explain(args: argparse.Namespace) -> int:
             with open(args.file, "rb") as f:
                 findings = read_stream(f)
     except OSError as exc:
-        raise Failure(f"cannot read {args.file or 'standard input'}: {exc.strerror or exc}",
-                      IO) from None
+        raise Failure(f"cannot read {escape(args.file or 'standard input')}: "
+                      f"{exc.strerror or exc}", IO) from None
     classes = tuple(dict.fromkeys(reported_name(n) for n in findings.classes))
     children = tuple(dict.fromkeys(reported_name(n) for n in findings.initialized_by_children))
     environ = dict(os.environ)
@@ -412,48 +278,46 @@ def command_explain(args: argparse.Namespace) -> int:
         else:  # appended to, so created: nothing listed in it yet, and no other file
             environ["OBJCPREFORK_CONFIG"] = "-"
     active = load(environ, on_error=lambda exc: None).class_list()
-    wanted = tuple(dict.fromkeys(classes + children))
-    missing = [n for n in wanted if n not in active]
+    target = config_target(args)
     report = {
         "format": findings.format,
         "classes": [{"name": n, "listed": n in active} for n in classes],
         "initialized_by_children": [{"name": n, "listed": n in active} for n in children],
         "look_alikes": [{"name": u.name, "evidence": u.evidence, "advice": u.advice}
                         for u in findings.unfixable],
-        "config": config_target(args),
+        "config": target,
     }
-    if args.json:
-        emit(report, "", True)
-    else:
-        print(explanation(findings.format, classes, children, active, missing,
-                          findings.unfixable, config_target(args)))
+    emit(report, explanation(report), args.json)
+    wanted = tuple(dict.fromkeys(classes + children))
     if args.append and wanted:
-        record(config_target(args), wanted, "explain")
+        record(target, wanted, "explain")
     return OK if wanted or findings.unfixable else NOT_FOUND
 
 
-def explanation(kind: str, classes: tuple[str, ...], children: tuple[str, ...],
-                active: tuple[str, ...], missing: list[str], unfixable: tuple[object, ...],
-                target: str) -> str:
-    lines = []
+def explanation(report: Mapping[str, Any]) -> str:
+    """explain's text, from the report --json prints."""
+    kind, classes = report["format"], report["classes"]
+    children, unfixable = report["initialized_by_children"], report["look_alikes"]
     if not classes and not children and not unfixable:
         return f"Found no fork-safety crash in this {kind} input."
+    lines = []
     if classes:
         lines.append("A child forked from a threaded parent needed Objective-C classes whose "
                      "+initialize had not run in the parent, and the runtime killed it "
                      f"(found in {kind} input):")
-        lines += [f"  +[{name} initialize]  ("
-                  f"{'already in the active list' if name in active else 'not in the active list'})"
-                  for name in classes]
+        lines += [f"  +[{c['name']} initialize]  ("
+                  f"{'already in' if c['listed'] else 'not in'} the active list)"
+                  for c in classes]
     if children:
         lines.append("Classes that fork children initialized (OBJC_PRINT_INITIALIZE_METHODS "
                      "log; the first process logging is taken as the parent):")
-        lines += [f"  {name}  ({'listed' if name in active else 'not listed'})"
-                  for name in children]
+        lines += [f"  {c['name']}  ({'listed' if c['listed'] else 'not listed'})"
+                  for c in children]
+    missing = list(dict.fromkeys(c["name"] for c in classes + children if not c["listed"]))
     if missing:
         joined = ", ".join(f'"{n}"' for n in missing)
         lines += ["To add them, any one of:",
-                  f"  config file ({target}):  classes = [{joined}]",
+                  f"  config file ({escape(report['config'])}):  classes = [{joined}]",
                   f"  environment:  OBJCPREFORK_CLASSES={','.join(missing)}",
                   f"  launcher:     objcprefork run --classes {','.join(missing)} -- CMD",
                   f"  in the app:   objcprefork.add_classes([{joined}])",
@@ -462,8 +326,8 @@ def explanation(kind: str, classes: tuple[str, ...], children: tuple[str, ...],
         lines.append("They are listed: was objcprefork active in that process? "
                      "Check with `objcprefork run -- objcprefork doctor`.")
     for problem in unfixable:
-        lines.append(f"Also found: {problem.name} ({problem.evidence!r}).")  # type: ignore[attr-defined]
-        lines.append(f"  {problem.advice}")  # type: ignore[attr-defined]
+        lines.append(f"Also found: {problem['name']} ({problem['evidence']!r}).")
+        lines.append(f"  {problem['advice']}")
     return "\n".join(lines)
 
 
@@ -540,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # here, where a closed stdout can still be handled
         return status
     except Failure as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
+        print(f"{name}: {escape(str(exc))}", file=sys.stderr)
         return exc.status
     except BrokenPipeError:
         # The reader went away (| head): say nothing more, and let no flush at
@@ -550,5 +414,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 128 + 2
     except OSError as exc:
-        print(f"{name}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{name}: {escape(str(exc.strerror or exc))}", file=sys.stderr)
         return IO

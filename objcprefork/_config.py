@@ -11,10 +11,12 @@ sets it: API argument, else environment, else file, else true.
 Who is heard, in one place (README, "Activation rules"):
 - OBJCPREFORK* variables are not PYTHON* variables: -E and -I honour them;
 - -I (isolated) reads no config file: neither the user's nor OBJCPREFORK_CONFIG;
-- a set-id process (issetugid(), AT_SECURE) ignores every OBJCPREFORK*
-  variable and every config file;
 - activation: OBJCPREFORK when set, else the enable marker that
-  `objcprefork enable` puts next to the .pth file.
+  `objcprefork enable` puts next to the .pth file (_objcprefork_start decides);
+- a set-id process (AT_SECURE, issetugid(), or either unreadable) hears only
+  that switch: defaults, and no other variable or file;
+- a config file is read only when it is a regular file owned by this user or
+  root that nobody else can write, at an absolute path.
 
 At start-up a bad source is skipped with one warning line; through the API it
 raises ValueError (ConfigError)."""
@@ -24,77 +26,38 @@ from __future__ import annotations
 import os
 import sys
 
-from ._names import merge, split_names, validate_names
+from _objcprefork_start import distrust, is_setugid, switched_on, truth
+
+from ._names import escape, split_names, validate_names
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
-try:
-    from _objcprefork_start import TRUE_VALUES
-except ImportError:  # a source tree or a zip application without the start-up module
-    TRUE_VALUES = ("1", "yes", "true", "on")
 FILE_KEYS = ("classes", "defaults", "frameworks")
+# Parsing costs tomllib ~30 ms at this size, whatever the file holds (once
+# screened); a real list (scan's whole output, learnt classes) stays well below,
+# and objcprefork never writes a bigger file.
+MAX_FILE_BYTES = 64 << 10
+MAX_CLASSES = 4096  # from files and variables; the API is not capped
+LAUNCHER = "objcprefork run"
 
 
 class ConfigError(ValueError):
     """A bad configuration value; the message names its source."""
 
 
-def is_true(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in TRUE_VALUES
-
-
-MAX_FILE_BYTES = 1 << 20
-MAX_CLASSES = 4096  # from files and variables; the API is not capped
-
-
-def is_setugid() -> bool:
-    """issetugid() where it exists (macOS, BSDs), else the kernel's AT_SECURE
-    (set-id and file-capability binaries): a uid comparison misses both.
-    Linux reads /proc/self/auxv, so start-up needs no ctypes there."""
-    if sys.platform.startswith("linux"):
-        import struct
-
-        try:
-            with open("/proc/self/auxv", "rb") as f:
-                data = f.read()
-        except OSError:
-            return os.getuid() != os.geteuid() or os.getgid() != os.getegid()
-        size = struct.calcsize("@L")
-        for offset in range(0, len(data) - 2 * size + 1, 2 * size):
-            key, value = struct.unpack_from("@LL", data, offset)
-            if key == 23:  # AT_SECURE
-                return bool(value)
-        return False
-    import ctypes
-
-    libc = ctypes.CDLL(None)
-    if hasattr(libc, "issetugid"):
-        return bool(libc.issetugid())
-    return os.getuid() != os.geteuid() or os.getgid() != os.getegid()
-
-
-def enable_marker() -> str:
-    """The file `objcprefork enable` writes, next to objcprefork.pth; "" where
-    the start-up files are not installed (a source tree, a zip application)."""
-    try:
-        from _objcprefork_start import enable_marker as marker_path
-    except ImportError:
-        return ""
-    return marker_path()
-
-
-def user_config_path(environ: Mapping[str, str]) -> str:
-    """The XDG config file; a relative XDG_CONFIG_HOME is ignored, as the XDG
-    spec says."""
+def user_config_path(environ: Mapping[str, str]) -> str | None:
+    """The XDG config file, or None without an absolute place for it: a
+    relative XDG_CONFIG_HOME falls back to ~/.config (the XDG spec), and a
+    relative HOME gives no file, as the current directory never supplies one."""
     base = environ.get("XDG_CONFIG_HOME", "")
     if not os.path.isabs(base):
-        base = os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "objcprefork", "config.toml")
+        base = os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".config")
+    return os.path.join(base, "objcprefork", "config.toml") if os.path.isabs(base) else None
 
 
-def active_config_path(environ: Mapping[str, str]) -> str:
+def active_config_path(environ: Mapping[str, str]) -> str | None:
     """Where the configuration is read from, and so where learnt classes go:
     OBJCPREFORK_CONFIG when set and absolute, else the user's file."""
     explicit = environ.get("OBJCPREFORK_CONFIG", "")
@@ -106,20 +69,26 @@ class Config:
 
     def __init__(self) -> None:
         self.active = False          # activate at start-up
-        self.activation: str | None = None  # what decided it, for doctor
+        self.activation = ""         # what decided it, for doctor
+        self.setid = False           # a set-id process: only the switch was heard
         self.debug = False           # OBJCPREFORK_DEBUG: one report line at start-up
+        self.learn = False           # OBJCPREFORK_LEARN: under `objcprefork run --learn`
         self.defaults: bool | None = None
-        self.classes: tuple[str, ...] = ()
-        self.sources: dict[str, str] = {}  # class -> where it came from
+        self.sources: dict[str, str] = {}  # class -> where it came from, in list order
         self.frameworks: tuple[str, ...] = ()
         self.child_core_dumps: bool | None = None  # False: OBJCPREFORK_CHILD_CORES=0
         self.path: str | None = None  # the config file read, if any
         self.problems: list[str] = []  # every problem found, for doctor
 
-    def add(self, names: tuple[str, ...], source: str) -> None:
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.sources)
+
+    def add(self, names: Iterable[str], source: str | Mapping[str, str]) -> None:
+        """Add names, each labelled source (or source[name] when it has one)."""
         for name in names:
-            self.sources.setdefault(name, source)
-        self.classes = merge(self.classes, names)
+            label = source if isinstance(source, str) else source.get(name, LAUNCHER)
+            self.sources.setdefault(name, label)
 
     def class_list(self, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
         return tuple(self.sourced(extra))
@@ -131,8 +100,8 @@ class Config:
 
         listed = dict.fromkeys(DEFAULT_CLASSES if self.defaults is not False else (),
                                "defaults")
-        for name in self.classes:
-            listed.setdefault(name, self.sources.get(name, "configuration"))
+        for name, source in self.sources.items():
+            listed.setdefault(name, source)
         for name in extra:
             listed.setdefault(name, extra_source)
         return listed
@@ -156,47 +125,84 @@ def _toml_problem(path: str, message: str, text: str) -> str:
 
 
 def _read_bounded(path: str) -> bytes:
-    """A regular file of at most MAX_FILE_BYTES, opened without blocking: a
-    FIFO, a device or /dev/zero is refused, never waited on or read whole."""
-    import stat
-
+    """A trusted regular file of at most MAX_FILE_BYTES, opened without
+    blocking: a FIFO, a device or /dev/zero is refused, never waited on or read
+    whole, and so is a file another user owns or can write."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{path}: not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB")
+        problem = distrust(info) or (info.st_size > MAX_FILE_BYTES
+                                     and f"larger than {MAX_FILE_BYTES >> 10} KiB")
+        if problem:
+            raise ConfigError(f"{path!r}: {problem}")
         return os.read(fd, MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
     finally:
         os.close(fd)
 
 
+# A one-line string (its end optional: an unclosed one runs to the end of its
+# line, so no search restarts inside it) or a comment.
+STRING_OR_COMMENT = r'"(?:[^"\\\n]|\\.)*"?|\'[^\'\n]*\'?|#[^\n]*'
+
+
+def screen(text: str) -> str | None:
+    """What makes text more than objcprefork's format (a few top-level keys,
+    flat arrays of one-line strings), or None. Checked before tomllib, whose
+    time and memory grow with the square of a dotted key's parts: with
+    these refused, every file up to MAX_FILE_BYTES parses in bounded time.
+    Each pattern is linear: an unclosed string runs to the end of its line."""
+    import re
+
+    if '"""' in text or "'''" in text:
+        return "multi-line strings are not used here"
+    bare = re.sub(STRING_OR_COMMENT, "S", text)
+    if "{" in bare:
+        return "inline tables are not used here"
+    if re.search(r"(?m)^[ \t]*\[", bare):
+        return "tables ([section]) are not used here: write the keys at the top level"
+    if re.search(r"(?m)^[^=\n.]*\.[^=\n]*=", bare):
+        return "dotted keys are not used here"
+    if "]" in re.sub(r"\[[^\[\]]*\]", "", bare):
+        return "nested arrays are not used here"
+    return None
+
+
 def read_file(path: str, config: Config) -> None:
     """Read a TOML config file into config; ConfigError names the file and the line."""
+    try:
+        text = _read_bounded(path).decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{escape(path)}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{escape(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                          ) from None
+    parse(text, path, config)
+
+
+def parse(text: str, path: str, config: Config) -> None:
+    """Read the text of the config file path into config (ConfigError)."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
 
+    shown = escape(path)
+    problem = screen(text)
+    if problem:
+        raise ConfigError(f"{shown}: {problem} (objcprefork reads the keys "
+                          f"{', '.join(FILE_KEYS)})")
     try:
-        raw = _read_bounded(path)
-        text = raw.decode("utf-8")
         data = tomllib.loads(text)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(_toml_problem(path, str(exc), text)) from None
-    except RecursionError:  # tomllib recurses into nested arrays and tables
-        raise ConfigError(f"{path}: nested too deeply to read") from None
+        raise ConfigError(_toml_problem(shown, str(exc), text)) from None
+    except RecursionError:  # tomllib recurses into nested arrays
+        raise ConfigError(f"{shown}: nested too deeply to read") from None
 
     def fail(key: str, needle: str, problem: str) -> ConfigError:
         line = _line_of(text, needle)
-        where = f"{path}, line {line}" if line else path
-        return ConfigError(f"{where}: {key}: {problem}")
+        where = f"{shown}, line {line}" if line else shown
+        return ConfigError(f"{where}: {escape(key)}: {problem}")
 
     for key in data:
         if key not in FILE_KEYS:
@@ -235,137 +241,97 @@ def load(environ: Mapping[str, str],
     Without on_error the first problem raises ConfigError and nothing is used;
     with it, each bad source is reported to on_error and skipped.
     """
-    def problem(exc: ConfigError) -> None:
-        config.problems.append(str(exc))
+    def problem(message: str) -> None:
+        exc = ConfigError(message)
+        config.problems.append(message)
         if on_error is None:
             raise exc
         on_error(exc)
 
     config = Config()
-    setid = is_setugid()
-    env: Mapping[str, str] = {} if setid else environ
-    files = not setid and not sys.flags.isolated
-    if "OBJCPREFORK" in env:
-        config.active = is_true(env["OBJCPREFORK"])
-        config.activation = f"OBJCPREFORK={env['OBJCPREFORK']!r}"
-    elif (marker := enable_marker()) and os.path.exists(marker):
-        config.active, config.activation = True, f"enabled by {marker}"
-    if setid:
-        config.activation = (config.activation or "off") + "; set-id: variables and files ignored"
-    config.debug = is_true(env.get("OBJCPREFORK_DEBUG"))
+    config.active, config.activation = switched_on(environ, problem)
+    if is_setugid():  # the switch and the defaults, nothing else
+        config.setid = True
+        config.activation += "; set-id: other variables and files ignored"
+        return config
+    env = environ
+    config.debug = truth(env.get("OBJCPREFORK_DEBUG", "")) is True
+    config.learn = env.get("OBJCPREFORK_LEARN") == "1"
     if env.get("OBJCPREFORK_CHILD_CORES", "").strip() == "0":
         config.child_core_dumps = False  # else None: the limit is left as it is
 
+    files = not sys.flags.isolated
     explicit = env.get("OBJCPREFORK_CONFIG") if files else None
     if explicit == "-":  # no file: `objcprefork run` read it already, for everyone
         files, explicit = False, None
     if explicit and not os.path.isabs(explicit):
-        problem(ConfigError(f"OBJCPREFORK_CONFIG={explicit!r} is relative: the current "
-                            "directory never supplies the configuration"))
+        problem(f"OBJCPREFORK_CONFIG={explicit!r} is relative: the current directory never "
+                "supplies the configuration")
         explicit = None
-    if files and environ.get("XDG_CONFIG_HOME", "").strip() and \
-            not os.path.isabs(environ["XDG_CONFIG_HOME"]):
-        problem(ConfigError(f"XDG_CONFIG_HOME={environ['XDG_CONFIG_HOME']!r} is relative "
-                            "(the XDG spec says to ignore it): using ~/.config"))
-    path = explicit or (user_config_path(environ) if files else None)
+    xdg, home = env.get("XDG_CONFIG_HOME", "").strip(), env.get("HOME", "")
+    if files and not explicit and xdg and not os.path.isabs(xdg):
+        problem(f"XDG_CONFIG_HOME={xdg!r} is relative (the XDG spec says to ignore it): "
+                "using ~/.config")
+    if files and not explicit and not os.path.isabs(xdg) and home and not os.path.isabs(home):
+        problem(f"HOME={home!r} is relative: no user config file is read (the current "
+                "directory never supplies the configuration)")
+    path = explicit or (user_config_path(env) if files else None)
     if path is not None and (explicit or os.path.exists(path)):
         try:
             read_file(path, config)
         except ConfigError as exc:
-            problem(exc)
+            problem(str(exc))
     if "OBJCPREFORK_FRAMEWORKS" in env:  # names only, as in a config file
         from ._frameworks import validate_framework_names
 
         try:
-            config.frameworks = merge(config.frameworks, validate_framework_names(
-                env["OBJCPREFORK_FRAMEWORKS"].replace(",", " ").split()))
+            config.frameworks = tuple(dict.fromkeys(config.frameworks + validate_framework_names(
+                env["OBJCPREFORK_FRAMEWORKS"].replace(",", " ").split())))
         except ValueError as exc:
-            problem(ConfigError(f"OBJCPREFORK_FRAMEWORKS: {exc}"))
+            problem(f"OBJCPREFORK_FRAMEWORKS: {exc}")
 
     if "OBJCPREFORK_DEFAULTS" in env:
-        value = env["OBJCPREFORK_DEFAULTS"].strip().lower()
-        if value in ("0", "no", "false", "off"):
-            config.defaults = False
-        elif value in TRUE_VALUES:
-            config.defaults = True
+        value = truth(env["OBJCPREFORK_DEFAULTS"])
+        if value is None:
+            problem(f"OBJCPREFORK_DEFAULTS={env['OBJCPREFORK_DEFAULTS']!r}: expected 0 or 1")
         else:
-            problem(ConfigError(f"OBJCPREFORK_DEFAULTS={env['OBJCPREFORK_DEFAULTS']!r}: "
-                                "expected 0 or 1"))
+            config.defaults = value
     if "OBJCPREFORK_CLASSES" in env:
-        source = ("objcprefork run" if env.get("OBJCPREFORK_LAUNCHER") == "1"
-                  else "OBJCPREFORK_CLASSES")
         try:
-            config.add(split_names(env["OBJCPREFORK_CLASSES"]), source)
+            config.add(split_names(env["OBJCPREFORK_CLASSES"]), launcher_sources(env))
         except ValueError as exc:
-            problem(ConfigError(f"OBJCPREFORK_CLASSES: {exc}"))
-    if len(config.classes) > MAX_CLASSES:
-        count = len(config.classes)
-        config.classes = config.classes[:MAX_CLASSES]
-        problem(ConfigError(f"{count} classes from files and variables: only the first "
-                            f"{MAX_CLASSES} are used"))
+            problem(f"OBJCPREFORK_CLASSES: {exc}")
+    if len(config.sources) > MAX_CLASSES:
+        count = len(config.sources)
+        config.sources = dict(list(config.sources.items())[:MAX_CLASSES])
+        problem(f"{count} classes from files and variables: only the first {MAX_CLASSES} "
+                "are used")
     return config
 
 
-def _array_end(text: str, start: int) -> int:
-    """Index just past the TOML array opening at text[start] ('['), skipping
-    strings and comments; -1 if it does not close."""
-    depth, i, quote = 0, start, ""
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\" and quote == '"':
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c == "#":
-            newline = text.find("\n", i)
-            i = len(text) if newline < 0 else newline
-        elif c == "[":
-            depth += 1
-        elif c == "]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return -1
+def launcher_sources(environ: Mapping[str, str]) -> str | dict[str, str]:
+    """How to label OBJCPREFORK_CLASSES: under `objcprefork run`, each class
+    with the source the launcher read it from (OBJCPREFORK_LAUNCHER, JSON
+    {source: [names]}), else "objcprefork run"; elsewhere, the variable."""
+    if "OBJCPREFORK_LAUNCHER" not in environ:
+        return "OBJCPREFORK_CLASSES"
+    import json
+
+    try:
+        groups = json.loads(environ["OBJCPREFORK_LAUNCHER"])
+        return {name: source for source, names in groups.items() for name in names
+                if isinstance(source, str) and isinstance(name, str)}
+    except (ValueError, AttributeError, TypeError):  # an older launcher's "1"
+        return LAUNCHER
 
 
-def append_classes(path: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    """Add class names to the config file's `classes`, creating the file if
-    needed, keeping everything else as written. Returns the names added.
+def launcher_variables(config: Config) -> dict[str, str]:
+    """The variables through which the launcher hands config's classes, with
+    their sources, to every Python under it (read back by load())."""
+    import json
 
-    The result is read back before it replaces the file: a file this cannot
-    edit safely raises ConfigError and is left untouched."""
-    from ._toml import array, replace
-
-    text = ""
-    config = Config()
-    if os.path.exists(path):
-        read_file(path, config)
-        text = _read_bounded(path).decode("utf-8")
-    added = tuple(name for name in validate_names(names) if name not in config.classes)
-    if not added:
-        return ()
-    wanted = merge(config.classes, added)
-    import re
-
-    key = re.search(r"(?m)^[ \t]*classes[ \t]*=[ \t]*(?=\[)", text)
-    end = _array_end(text, key.end()) if key else -1
-    if key and end > 0:
-        new_text = text[:key.start()] + "classes = " + array(wanted) + text[end:]
-    elif key is None:  # valid files have no tables, so the end is top level
-        new_text = text + ("\n" if text and not text.endswith("\n") else "")
-        new_text += f"classes = {array(wanted)}\n"
-    else:
-        raise ConfigError(f"{path}: cannot add classes to this file automatically; "
-                          f"add them by hand: {', '.join(added)}")
-    def check(written: str) -> None:
-        reread = Config()
-        read_file(written, reread)
-        if reread.classes != wanted:
-            raise ConfigError(f"{path}: editing it would not give the expected classes")
-
-    replace(path, new_text, check)
-    return added
+    groups: dict[str, list[str]] = {}
+    for name, source in config.sources.items():
+        groups.setdefault(source, []).append(name)
+    return {"OBJCPREFORK_CLASSES": ",".join(config.sources),
+            "OBJCPREFORK_LAUNCHER": json.dumps(groups, separators=(",", ":"))}

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ._names import validate_name
+from ._names import is_class_name
 
 # A class name is at most 255 bytes of identifier characters: bounding it keeps
 # every search linear on hostile input (a run of "+[" with no end).
@@ -89,14 +89,6 @@ UNFIXABLE: tuple[tuple[str, tuple[re.Pattern[str], ...], str], ...] = (
 )
 
 
-def is_class_name(name: str) -> bool:
-    try:
-        validate_name(name)
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class Findings:
     format: str               # "ips", "crash" or "text"
@@ -105,35 +97,35 @@ class Findings:
     initialized_by_children: tuple[str, ...] = ()  # from OBJC_PRINT_INITIALIZE_METHODS logs
 
 
-def _strings(value: object, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            out.append(str(key))
-            _strings(item, out)
-    elif isinstance(value, list):
-        for item in value:
-            _strings(item, out)
+MAX_STRINGS = 1 << 18  # strings taken from an .ips body: a real one holds thousands
+JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"?')
 
 
 def _ips_text(text: str) -> str | None:
-    """All strings of an .ips report's body, or None if this is not one."""
+    """The strings of an .ips report's body (keys and values, in order), or
+    None if this is not one. The body is never parsed whole: its strings are
+    taken one by one, up to MAX_STRINGS, so neither its depth nor its count
+    of objects costs recursion or memory; a truncated body reads the same."""
     header, _, body = text.partition("\n")
+    if len(header) > 1 << 16 or not header.startswith("{"):  # a real header: ~1 KB
+        return None
     try:
         if not isinstance(json.loads(header), dict):
             return None
     except (ValueError, RecursionError):
         return None
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        return body  # truncated or hostile: search the text that is there
-    found: list[str] = []
-    try:
-        _strings(parsed, found)
-    except RecursionError:
-        return body
+    found = []
+    for count, match in enumerate(JSON_STRING.finditer(body)):
+        if count == MAX_STRINGS:
+            break
+        token = match.group()
+        if "\\" not in token:
+            found.append(token[1:-1])
+            continue
+        try:
+            found.append(json.loads(token))
+        except ValueError:  # cut short: its text as it is
+            found.append(token[1:])
     return "\n".join(found)
 
 
@@ -141,6 +133,34 @@ def _ips_text(text: str) -> str | None:
 INITIALIZE_CALL = re.compile(
     r"^objc\[(\d{1,10})\]: INITIALIZE: thread 0x[0-9a-fA-F]{1,16}: calling \+\[" + CLASS
     + r" initialize\]", re.MULTILINE)
+MAX_LOG_NAMES = 1 << 16  # distinct classes an initialize log may name
+
+
+class InitializeLog:
+    """Reads OBJC_PRINT_INITIALIZE_METHODS output, whole or in blocks of
+    whole lines: the classes first initialized by a process other than the
+    first one logging (taken as the parent), and never by the parent."""
+
+    def __init__(self) -> None:
+        self.parent: str | None = None
+        self.parents: set[str] = set()
+        self.found: dict[str, None] = {}
+
+    def feed(self, text: str) -> None:
+        if "INITIALIZE: " not in text:
+            return
+        for match in INITIALIZE_CALL.finditer(text):
+            pid, name = match.group(1), match.group(2)
+            if self.parent is None:
+                self.parent = pid
+            if pid == self.parent:
+                if len(self.parents) < MAX_LOG_NAMES:
+                    self.parents.add(name)
+            elif len(self.found) < MAX_LOG_NAMES and is_class_name(name):
+                self.found.setdefault(name, None)
+
+    def classes(self) -> tuple[str, ...]:
+        return tuple(name for name in self.found if name not in self.parents)
 
 
 def _classes_in(text: str) -> list[tuple[int, str]]:
@@ -148,26 +168,12 @@ def _classes_in(text: str) -> list[tuple[int, str]]:
             for m in pattern.finditer(text)]
 
 
-def initialized_by_children(text: str) -> tuple[str, ...]:
-    """From OBJC_PRINT_INITIALIZE_METHODS output: classes first initialized by
-    a process other than the first one logging (taken as the parent), and
-    never by the parent."""
-    first_pid: str | None = None
-    parents: set[str] = set()
-    found: dict[str, None] = {}
-    for match in INITIALIZE_CALL.finditer(text):
-        pid, name = match.group(1), match.group(2)
-        if first_pid is None:
-            first_pid = pid
-        if pid == first_pid:
-            parents.add(name)
-        elif is_class_name(name):
-            found.setdefault(name, None)
-    return tuple(name for name in found if name not in parents)
-
-
 def read_report(data: bytes) -> Findings:
-    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    return _read(data.decode("utf-8", errors="replace"), InitializeLog())
+
+
+def _read(text: str, log: InitializeLog) -> Findings:
+    text = text.replace("\r\n", "\n")
     ips = _ips_text(text.lstrip())
     if ips is not None:
         kind, text = "ips", ips
@@ -184,29 +190,42 @@ def read_report(data: bytes) -> Findings:
         matches = [p.search(text) for p in patterns]
         if matches[0] is not None and all(matches):
             unfixable.append(Unfixable(name, matches[0].group(0)[:200], advice))
-    return Findings(kind, ordered, tuple(unfixable), initialized_by_children(text))
+    log.feed(text)
+    return Findings(kind, ordered, tuple(unfixable), log.classes())
 
 
-STREAM_BLOCK, STREAM_OVERLAP, WHOLE_LIMIT = 1 << 20, 8 << 10, 64 << 20
+# A report (.ips, .crash) is read whole up to WHOLE_LIMIT; a text log of any
+# size streams in blocks of whole lines, a line longer than MAX_LINE is cut.
+STREAM_BLOCK, WHOLE_LIMIT, MAX_LINE = 1 << 20, 8 << 20, 1 << 16
 
 
 def read_stream(stream: BinaryIO) -> Findings:
-    """read_report() for a file or pipe of any size: an .ips or .crash report
-    (they are small) is read whole, up to 64 MiB; a text log is read in 1 MiB
-    blocks that overlap by 8 KiB, so memory stays flat."""
+    """read_report() for a file or pipe of any size, in flat memory."""
     head = stream.read(STREAM_BLOCK)
     first = head.lstrip()[:1]
     if first == b"{" or b"Exception Type:" in head or b"Application Specific" in head:
-        return read_report(head + stream.read(WHOLE_LIMIT))
+        return read_report(head + stream.read(WHOLE_LIMIT - len(head)))
     classes: dict[str, None] = {}
     unfixable: dict[str, Unfixable] = {}
-    children: dict[str, None] = {}
-    block, previous = head, b""
-    while block:
-        findings = read_report(previous[-STREAM_OVERLAP:] + block)
+    log = InitializeLog()
+
+    def take(data: bytes) -> None:
+        findings = _read(data.decode("utf-8", errors="replace"), log)
         classes.update(dict.fromkeys(findings.classes))
-        children.update(dict.fromkeys(findings.initialized_by_children))
         for problem in findings.unfixable:
             unfixable.setdefault(problem.name, problem)
-        previous, block = block, stream.read(STREAM_BLOCK)
-    return Findings("text", tuple(classes), tuple(unfixable.values()), tuple(children))
+
+    block, carry, skipping = head, b"", False
+    while block:
+        if skipping:  # the rest of a line too long to read: never taken for a line
+            end = block.find(b"\n")
+            skipping, block = end < 0, block[end + 1:] if end >= 0 else b""
+        data = carry + block
+        cut = data.rfind(b"\n") + 1
+        take(data[:cut])
+        carry = data[cut:]
+        if len(carry) > MAX_LINE:
+            carry, skipping = b"", True
+        block = stream.read(STREAM_BLOCK)
+    take(carry)
+    return Findings("text", tuple(classes), tuple(unfixable.values()), log.classes())

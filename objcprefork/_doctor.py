@@ -10,9 +10,10 @@ import sysconfig
 from typing import Any
 
 import objcprefork
+from _objcprefork_start import is_setugid
 
 from . import _startup
-from ._config import is_setugid
+from ._names import escape
 from ._native import core
 
 # OBJC_DISABLE_INITIALIZE_FORK_SAFETY, parsed once at process start (objc-env.h,
@@ -113,12 +114,6 @@ def _read_macho(data: bytes, machine: str) -> MachO | None:
     return MachO(sdk, fork_ok)
 
 
-def macho_sdk(data: bytes, machine: str = platform.machine()) -> tuple[int, int] | None:
-    """(major, minor) of the SDK a Mach-O image was linked against, or None."""
-    image = read_macho(data, machine)
-    return image.sdk if image else None
-
-
 def main_executable() -> str:
     if sys.platform == "darwin":
         import ctypes
@@ -128,18 +123,6 @@ def main_executable() -> str:
         if ctypes.CDLL(None)._NSGetExecutablePath(buffer, ctypes.byref(size)) == 0:
             return os.fsdecode(buffer.value)
     return sys.executable
-
-
-def ever_threaded() -> bool | str:
-    import ctypes
-
-    libc = ctypes.CDLL(None)
-    if sys.platform == "darwin":
-        return bool(libc.pthread_is_threaded_np())
-    try:
-        return not ctypes.c_char.in_dll(libc, "__libc_single_threaded").value[0]
-    except (ValueError, IndexError):
-        return UNKNOWN
 
 
 def enforcement() -> tuple[bool | str, list[str]]:
@@ -185,9 +168,6 @@ def enforcement() -> tuple[bool | str, list[str]]:
         applies = False
         facts.append(f"the main executable {executable} has a __DATA,__objc_fork_ok section: "
                      "no enforcement")
-    threaded = ever_threaded()
-    facts.append(f"this process has {'ever' if threaded is True else 'never'} been threaded"
-                 if threaded != UNKNOWN else "whether this process was ever threaded: unknown")
     return applies, facts
 
 
@@ -203,7 +183,7 @@ def collect() -> dict[str, Any]:
     problems = []
     if applies is not False:
         if not status.installed:
-            problems.append("objcprefork is not active in this process (start it under "
+            problems.append("objcprefork is not installed in this process (start it under "
                             "`objcprefork run --`, set OBJCPREFORK=1, or call install())")
         elif status.runtime is None:
             problems.append(f"no Objective-C runtime found: {status.runtime_missing}")
@@ -229,7 +209,7 @@ def collect() -> dict[str, Any]:
         "enforcement_facts": facts,
         "installed": status.installed,
         "activated_by": _startup.activated_by,
-        "activation": settings.activation or "off (OBJCPREFORK unset, not enabled)",
+        "activation": settings.activation,
         "config_file": settings.path,
         "config_problems": settings.problems,
         "child_core_dumps": status.child_core_dumps,
@@ -249,8 +229,8 @@ def render(report: dict[str, Any]) -> str:
         f"os:           {report['os']} ({report['machine']})",
         f"python:       {report['python']}",
         f"objcprefork:  {report['objcprefork']}, "
-        + (f"active (activated by {report['activated_by'] or 'install()'})"
-           if report["installed"] else "not active"),
+        + (f"installed (by {report['activated_by'] or 'install()'})"
+           if report["installed"] else "not installed"),
         f"runtime:      {report['runtime'] or 'none (' + str(report['runtime_missing']) + ')'}"
         + (f", forcing with {report['forcing_call']}" if report["forcing_call"] else ""),
         f"restricted:   {report['restricted'] or 'no'}",
@@ -270,4 +250,4 @@ def render(report: dict[str, Any]) -> str:
     else:
         lines += ["verdict:      NOT protected",
                   *(f"              - {p}" for p in report["problems"])]
-    return "\n".join(lines)
+    return "\n".join(escape(line) for line in lines)  # values from outside: no escapes

@@ -18,8 +18,8 @@ SONAME = re.compile(r"lib[\w.+-]*\.so(\.\d+)*")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
 
 
-def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False,
-                             short_names: bool = False) -> tuple[str, ...]:
+def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False
+                             ) -> tuple[str, ...]:
     """Framework names (macOS: "Foundation"; elsewhere a soname: "libfoo.so.1").
 
     Paths are accepted only when allow_paths (the Python API), never from
@@ -40,7 +40,7 @@ def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False,
                              "the Python API; configuration takes a name")
         if not name or name[0] == "." or not set(name) <= _NAME_CHARS:
             raise ValueError(f"invalid framework name {name!r}: letters, digits and ._+- only")
-        if sys.platform != "darwin" and not SONAME.fullmatch(name) and not short_names:
+        if sys.platform != "darwin" and not SONAME.fullmatch(name):
             raise ValueError(f"invalid library name {name!r}: off macOS a framework is a "
                              "library soname, lib*.so[.N...]")
         valid.append(name)
@@ -49,12 +49,16 @@ def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False,
 
 def library_folders() -> list[str]:
     """Where a soname is looked for off macOS: the absolute entries of
-    LD_LIBRARY_PATH, then the system's folders. Never a relative or empty
-    entry: the loader would take those from the current directory."""
+    LD_LIBRARY_PATH (not in a set-id process, as the loader itself), then the
+    system's folders. Never a relative or empty entry: the loader would take
+    those from the current directory."""
     import sysconfig
 
+    from _objcprefork_start import is_setugid
+
     multiarch = sysconfig.get_config_var("MULTIARCH") or ""
-    folders = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if os.path.isabs(p)]
+    variable = "" if is_setugid() else os.environ.get("LD_LIBRARY_PATH", "")
+    folders = [p for p in variable.split(":") if os.path.isabs(p)]
     for root in ("/lib", "/usr/lib", "/usr/local/lib"):
         folders += [f"{root}/{multiarch}"] if multiarch else []
         folders += [f"{root}64", root]
@@ -65,37 +69,30 @@ def candidates(name: str) -> list[str]:
     if "/" in name:
         return [name]
     if sys.platform != "darwin":
-        if not SONAME.fullmatch(name):  # a short name (scan): lib<name>.so, newest first
-            import glob
-
-            return sorted((path for folder in library_folders()
-                           for path in glob.glob(os.path.join(glob.escape(folder),
-                                                              f"lib{glob.escape(name)}.so*"))),
-                          key=lambda path: (len(path), path), reverse=True)
         return [os.path.join(folder, name) for folder in library_folders()
                 if os.path.isfile(os.path.join(folder, name))]
     return [f"{folder}/{name}.framework/{name}" for folder in FRAMEWORK_FOLDERS]
 
 
-def load_frameworks(names: Iterable[str], *, allow_paths: bool = False,
-                    short_names: bool = False) -> None:
+def load_frameworks(names: Iterable[str], *, allow_paths: bool = False) -> None:
     """Load each framework; ValueError names the first one that cannot be loaded,
-    and what was tried. short_names (scan): off macOS, "gnustep-base" is
-    looked for as lib<name>.so* too."""
+    and what was tried."""
+    for name in validate_framework_names(names, allow_paths=allow_paths):
+        load_first(name, candidates(name), name)
+
+
+def load_first(name: str, paths: list[str], tried: str) -> None:
+    """Load the first of paths that loads; else ValueError naming name, and
+    what was tried (the pattern tried, in which folders)."""
     import ctypes
 
-    for name in validate_framework_names(names, allow_paths=allow_paths,
-                                          short_names=short_names):
-        errors = []
-        for candidate in candidates(name):
-            try:
-                ctypes.CDLL(candidate)
-                break
-            except Exception as exc:  # any failure is one message, never a crash
-                errors.append(str(exc))
-        else:
-            short = sys.platform != "darwin" and "/" not in name and not SONAME.fullmatch(name)
-            folders = FRAMEWORK_FOLDERS if sys.platform == "darwin" else library_folders()
-            raise ValueError(f"cannot load framework {name!r}: "
-                             f"{'; '.join(errors) or 'not found'} (tried "
-                             f"{f'lib{name}.so*' if short else name} in {', '.join(folders)})")
+    errors = []
+    for path in paths:
+        try:
+            ctypes.CDLL(path)
+            return
+        except Exception as exc:  # any failure is one message, never a crash
+            errors.append(str(exc))
+    folders = FRAMEWORK_FOLDERS if sys.platform == "darwin" else library_folders()
+    raise ValueError(f"cannot load framework {name!r}: {'; '.join(errors) or 'not found'} "
+                     f"(tried {tried} in {', '.join(folders)})")

@@ -35,6 +35,14 @@ def validate_name(name: object) -> str:
     return name
 
 
+def is_class_name(name: str) -> bool:
+    try:
+        validate_name(name)
+    except ValueError:
+        return False
+    return True
+
+
 def validate_names(names: object) -> tuple[str, ...]:
     """Validate an iterable of class names; return them in order, without duplicates.
 
@@ -49,6 +57,15 @@ def validate_names(names: object) -> tuple[str, ...]:
         raise TypeError(f"expected an iterable of class names, got {type(names).__name__}: "
                         f"{_shown(names)}") from None
     return merge([validate_name(name) for name in items])
+
+
+def escape(text: str) -> str:
+    """text, with what is not printable (ESC, newlines...) shown as Python
+    escapes: a value from outside can never start a terminal sequence or
+    forge a line of output."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def merge(*lists: "Iterable[str]") -> tuple[str, ...]:

@@ -7,13 +7,26 @@ from __future__ import annotations
 import os
 import sys
 
+# At import, so that the launcher's bootstrap, borrowing its copy of
+# objcprefork for a Python that lacks one, imports _objcprefork_start too.
+from ._config import load
+
 activated_by: str | None = None
 """How objcprefork was switched on in this process: "pth", "start",
 "sitecustomize", "import objcprefork.auto", or None."""
 
 
 def warn(message: object) -> None:
-    sys.stderr.write(f"objcprefork: warning: {message}\n")
+    from ._names import escape
+
+    sys.stderr.write(f"objcprefork: warning: {escape(str(message))}\n")
+
+
+def note(how: str) -> None:
+    """Record how objcprefork was switched on, unless start-up did first."""
+    global activated_by
+    if activated_by is None:
+        activated_by = how
 
 
 def activate(how: str = "pth") -> None:
@@ -21,10 +34,8 @@ def activate(how: str = "pth") -> None:
     if activated_by is not None:
         return
     try:
-        from ._config import load
-
         config = load(os.environ, on_error=lambda exc: warn(f"{exc}; ignored"))
-        if not config.active:  # OBJCPREFORK false or unset and not enabled, or set-id
+        if not config.active:  # OBJCPREFORK false, or unset and not enabled
             return
         if config.frameworks:
             from ._frameworks import load_frameworks
@@ -42,7 +53,7 @@ def activate(how: str = "pth") -> None:
             return
         _install(config.sourced(), child_core_dumps=config.child_core_dumps)
         activated_by = how
-        if os.environ.get("OBJCPREFORK_LEARN") == "1":
+        if config.learn:  # never in a set-id process: load() heard no variable
             announce_for_learning()
         if config.debug:
             sys.stderr.write(report(how) + "\n")
@@ -92,6 +103,7 @@ def report(how: str) -> str:
     from . import status
 
     st = status()
-    return (f"objcprefork: active ({how}); runtime {st.runtime or f'none ({st.runtime_missing})'}; "
+    runtime = st.runtime or f"none ({st.runtime_missing})"
+    return (f"objcprefork: installed ({how}); runtime {runtime}; "
             f"{len(st.classes)} classes: {len(st.names('initialized'))} initialized, "
             f"{len(st.names('pending'))} pending, {len(st.names('not loaded'))} not loaded")

@@ -5,5 +5,4 @@ it does not need OBJCPREFORK=1, and a bad configuration raises ValueError."""
 from . import _startup, install_from_config
 
 status = install_from_config()
-if _startup.activated_by is None:
-    _startup.activated_by = "import objcprefork.auto"
+_startup.note("import objcprefork.auto")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -15,10 +16,11 @@ from envs import ACTIVATED_AT_START
 from forkprobe import APPLE, RUNTIME
 
 import objcprefork
-from objcprefork._config import Config, append_classes, read_file
-from objcprefork._crashlog import read_report
+from objcprefork._config import Config, read_file
+from objcprefork._crashlog import STREAM_BLOCK, read_report, read_stream
 from objcprefork._defaults import markdown
-from objcprefork._doctor import accepted_where, apple_accepts, macho_sdk, read_macho
+from objcprefork._doctor import accepted_where, apple_accepts, read_macho
+from objcprefork._files import append_classes
 
 SAMPLES = Path(__file__).parent / "samples"
 REPO = Path(__file__).parent.parent
@@ -62,6 +64,19 @@ def test_initialize_log_lists_what_children_initialized():
     findings = read_report((SAMPLES / "initialize-log.txt").read_bytes())
     # 5001 logs first: the parent. NSString ran there, so it is not the children's.
     assert findings.initialized_by_children == ("__NSCFConstantString", "__NSPlaceholderDate")
+
+
+def test_a_streamed_log_keeps_its_parent_across_blocks():
+    # Issue 19: each 1 MiB block took its own first pid as the parent, so a
+    # log just over 1 MiB gave ('ParentLate',) streamed and ('ChildCls',) whole.
+    def call(pid, name):
+        return (f"objc[{pid}]: INITIALIZE: thread 0x1: calling +[{name} initialize]\n").encode()
+
+    log = call(100, "ParentEarly") + b"filler line\n" * (1 << 17) + call(200, "ChildCls") \
+        + call(100, "ParentLate")
+    assert len(log) > STREAM_BLOCK
+    assert read_report(log).initialized_by_children == ("ChildCls",)
+    assert read_stream(io.BytesIO(log)).initialized_by_children == ("ChildCls",)
 
 
 @pytest.mark.parametrize("sample, name", [
@@ -221,6 +236,11 @@ def segment(segname: bytes, *sections: bytes) -> bytes:
                                        0, 0, 0, 0) for name in sections)
 
 
+def macho_sdk(data, machine=None):
+    image = read_macho(data, *([machine] if machine else []))
+    return image.sdk if image else None
+
+
 def test_macho_sdk():
     empty = segment(b"__TEXT")
     assert macho_sdk(macho([empty, build_version((14, 2))])) == (14, 2)
@@ -264,7 +284,6 @@ def test_doctor_sees_objc_fork_ok_in_the_main_executable(monkeypatch, tmp_path):
     monkeypatch.setattr(_doctor.platform, "mac_ver", lambda: ("14.5", ("", "", ""), "arm64"))
     monkeypatch.setattr(_doctor.platform, "machine", lambda: "arm64")
     monkeypatch.setattr(_doctor, "main_executable", lambda: str(image))
-    monkeypatch.setattr(_doctor, "ever_threaded", lambda: True)
     monkeypatch.delenv("OBJC_DISABLE_INITIALIZE_FORK_SAFETY", raising=False)
     applies, facts = _doctor.enforcement()
     assert applies is False
@@ -319,7 +338,7 @@ def test_doctor_when_enforcement_applies_and_nothing_is_active(monkeypatch, caps
     assert _cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "enforcement:  unknown" in out and "verdict:      NOT protected" in out
-    assert "objcprefork is not active in this process" in out
+    assert "objcprefork is not installed in this process" in out
 
 
 def test_doctor_command_json(venv, run_command):

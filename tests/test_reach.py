@@ -92,7 +92,7 @@ def test_classes_from_every_way_survive_a_later_install(venv, run_command, tmp_p
                       env={"OBJCPREFORK_CLASSES": "FXEnv"})
     assert run.stdout.strip() == str(sorted([
         ("FXApi", "install()"), ("FXArg", "objcprefork run"), ("FXArg2", "objcprefork run"),
-        ("FXEnv", "objcprefork run"), ("FXFile", "objcprefork run")]))
+        ("FXEnv", "OBJCPREFORK_CLASSES"), ("FXFile", f"config file {config}")]))
     direct = run_command([venv.python, "-c", code],
                          env={"OBJCPREFORK": "1", "OBJCPREFORK_CONFIG": str(config),
                               "OBJCPREFORK_CLASSES": "FXEnv"})
@@ -158,6 +158,6 @@ def test_sys_path_of_the_bootstrap_is_left_clean(venv, bare_venv, run_command):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/auxv")
 def test_set_id_detection_reads_at_secure():
-    from objcprefork._config import is_setugid
+    from _objcprefork_start import is_setugid
 
     assert is_setugid() is False  # this test process is not set-id

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from objcprefork._config import Config, ConfigError, append_classes, load, read_file
+from objcprefork._config import Config, ConfigError, load, read_file
+from objcprefork._files import append_classes
 from objcprefork._frameworks import load_frameworks, validate_framework_names
 
 

@@ -99,7 +99,7 @@ def test_bad_variables_warn_once(venv, run_command, env, words):
 def test_debug_prints_one_report_line(venv, run_command):
     run = run_command([venv.python, "-c", "pass"],
                       env={"OBJCPREFORK": "1", "OBJCPREFORK_DEBUG": "1"})
-    assert run.stderr.startswith(f"objcprefork: active ({ACTIVATED_AT_START}); runtime ")
+    assert run.stderr.startswith(f"objcprefork: installed ({ACTIVATED_AT_START}); runtime ")
     assert run.stderr.count("\n") == 1
 
 
