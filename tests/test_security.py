@@ -18,13 +18,19 @@ from objcprefork._files import append_classes
 from objcprefork._frameworks import load_frameworks, validate_framework_names
 
 
-def test_config_rewrite_never_follows_a_planted_symlink(tmp_path):
+def shared_and_victim(tmp_path, text):
+    """A sticky world-writable folder, as /tmp, and a 0600 file outside it."""
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o1777)
     victim = tmp_path / "victim"
-    victim.write_text("secret\n")
+    victim.write_text(text)
     victim.chmod(0o600)
+    return shared, victim
+
+
+def test_config_rewrite_never_follows_a_planted_symlink(tmp_path):
+    shared, victim = shared_and_victim(tmp_path, "secret\n")
     real = tmp_path / "dotfiles" / "config.toml"
     real.parent.mkdir()
     real.write_text('classes = ["FXOld"]\n')
@@ -373,12 +379,7 @@ def test_a_marker_that_is_not_a_trusted_file_does_not_switch_on(venv, run_comman
 def test_writes_never_follow_another_users_symlink(tmp_path, how):
     from objcprefork._files import write_scan
 
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o1777)
-    victim = tmp_path / "victim"
-    victim.write_text('classes = ["FXSecret"]\n')
-    victim.chmod(0o600)
+    shared, victim = shared_and_victim(tmp_path, 'classes = ["FXSecret"]\n')
     link = shared / "team.toml"
     link.symlink_to(victim)
     os.lchown(link, NOBODY, NOBODY)
