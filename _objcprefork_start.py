@@ -116,5 +116,10 @@ def activate(how: str = "start") -> None:
         _warn(f"start-up activation failed: {exc!r}")
 
 
+_said: "set[str]" = set()
+
+
 def _warn(message: str) -> None:
-    sys.stderr.write(f"objcprefork: warning: {message}\n")
+    if message not in _said:  # site may run the .pth line twice (a site dir seen twice)
+        _said.add(message)
+        sys.stderr.write(f"objcprefork: warning: {message}\n")

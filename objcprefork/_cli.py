@@ -189,12 +189,15 @@ def command_enable(args: argparse.Namespace) -> int:
 
 
 def emit(report: Mapping[str, object], text: str, as_json: bool) -> None:
+    """The report as JSON, or text whose lines hold values from outside (class
+    and image names, paths, config keys): escaped, so none starts a terminal
+    sequence or a line of its own."""
     if as_json:
         import json
 
         print(json.dumps(report, indent=2))
     else:
-        print(text)
+        print("\n".join(escape(line) for line in text.split("\n")))
 
 
 def command_doctor(args: argparse.Namespace) -> int:

@@ -221,17 +221,22 @@ def parse(text: str, path: str, config: Config) -> None:
         lists[key] = value
     from ._frameworks import validate_framework_names
 
+    valid = {}
     checks = (("classes", validate_names), ("frameworks", validate_framework_names))
     for key, validate in checks:
-        for item in lists[key]:
-            try:
-                validate([item])
-            except ValueError as exc:
-                raise fail(key, item or key, str(exc)) from None
+        try:
+            valid[key] = validate(lists[key])
+        except ValueError:  # which one, on which line
+            for item in lists[key]:
+                try:
+                    validate([item])
+                except ValueError as exc:
+                    raise fail(key, item or key, str(exc)) from None
+            raise
     config.path = path
     config.defaults = defaults
-    config.add(validate_names(lists["classes"]), f"config file {path}")
-    config.frameworks = validate_framework_names(lists["frameworks"])
+    config.add(valid["classes"], f"config file {path}")
+    config.frameworks = valid["frameworks"]
 
 
 def load(environ: Mapping[str, str],

@@ -13,7 +13,6 @@ import objcprefork
 from _objcprefork_start import is_setugid
 
 from . import _startup
-from ._names import escape
 from ._native import core
 
 # OBJC_DISABLE_INITIALIZE_FORK_SAFETY, parsed once at process start (objc-env.h,
@@ -250,4 +249,4 @@ def render(report: dict[str, Any]) -> str:
     else:
         lines += ["verdict:      NOT protected",
                   *(f"              - {p}" for p in report["problems"])]
-    return "\n".join(escape(line) for line in lines)  # values from outside: no escapes
+    return "\n".join(lines)

@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 
 from ._config import MAX_FILE_BYTES, STRING_OR_COMMENT, Config, ConfigError, parse
 from ._names import validate_names
@@ -73,8 +74,9 @@ def update(path: str, edit: Callable[[str], str | None]) -> None:
         try:
             fd = os.open(real, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
-            fd = os.open(real, os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_NOCTTY", 0)
-                         | getattr(os, "O_NONBLOCK", 0))
+            if not stat.S_ISREG(os.lstat(real).st_mode):  # never opened: a FIFO, a device
+                raise ConfigError(f"{real!r}: not a regular file") from None
+            fd = os.open(real, os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             held = os.fstat(fd)
@@ -84,9 +86,7 @@ def update(path: str, edit: Callable[[str], str | None]) -> None:
                 continue  # replaced and gone while we waited: again
             if (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
                 continue  # another writer replaced it while we waited: lock the new one
-            import stat
-
-            if not stat.S_ISREG(held.st_mode):
+            if not stat.S_ISREG(held.st_mode):  # swapped in since the lstat
                 raise ConfigError(f"{real!r}: not a regular file")
             old = os.read(fd, MAX_FILE_BYTES + 1)
             if len(old) > MAX_FILE_BYTES:

@@ -201,3 +201,101 @@ def test_explain_says_what_it_waits_for_on_a_terminal(venv, tmp_path):
     os.close(writer)
     assert b"reading a crash report or log from standard input" in err
     assert process.returncode == 1 and b"Found no fork-safety crash" in out
+
+
+# ---- issue 20: what CMD writes is not trusted ----------------------------------
+
+CRASH = ("objc[12]: +[{} initialize] may have been in progress in another thread when fork() "
+         "was called.")
+
+
+def learnt_from(venv, run_command, tmp_path, script, **kwargs):
+    config = tmp_path / "learnt.toml"
+    run = run_command([venv.bin / "objcprefork", "run", "--learn", "--config", config, "--",
+                       venv.python, "-c", script], **kwargs)
+    learnt = Config()
+    if config.exists():
+        read_file(str(config), learnt)
+    return run, learnt.classes
+
+
+def test_learn_ignores_names_that_are_not_class_names(venv, run_command, tmp_path):
+    script = ("import sys; sys.stderr.write('objcprefork[1]: learn: fork child of a threaded "
+              "parent\\nobjc[1]: INITIALIZE: thread 0x1: calling +[A. initialize]\\n"
+              f"{CRASH.format('A.')}\\n{CRASH.format('FXReal')}\\n')")
+    run, classes = learnt_from(venv, run_command, tmp_path, script)
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    assert classes == ("FXReal",)
+
+
+def test_learn_never_reads_the_tail_of_a_long_line(venv, run_command, tmp_path):
+    # 0.1.0 kept the last 64 KiB of a line read in 64 KiB blocks: here, from "objc[".
+    forged = CRASH.format("FXForged").ljust(70000)
+    script = (f"import os; os.write(2, b'x' * 65536 + {forged.encode()!r} + b'\\n'); "
+              f"os.write(2, {CRASH.format('FXReal').encode()!r} + b'\\n')")
+    _run, classes = learnt_from(venv, run_command, tmp_path, script)
+    assert classes == ("FXReal",)
+
+
+def test_lines_and_sets_are_bounded():
+    from objcprefork import _learn
+
+    lines = _learn.Lines()
+    assert lines.split(b"a" * (_learn.MAX_LINE + 1)) == [] and lines.pending == b""
+    assert lines.split(b"tail objc[1]: +[X initialize]\nnext\n") == [b"next"]
+    learner = _learn.Learner()
+    learner.feed(b"objcprefork[1]: learn: trivial " + b" ".join(
+        b"T%d" % i for i in range(_learn.MAX_TRIVIAL + 10)))
+    assert len(learner.trivial) == _learn.MAX_TRIVIAL
+    for i in range(_learn.MAX_PIDS + 10):
+        learner.feed(b"objcprefork[%d]: learn: fork child of a threaded parent" % i)
+    assert len(learner.restricted) == _learn.MAX_PIDS
+    for i in range(2 * _learn.MAX_LEARNT):
+        learner.feed(CRASH.format(f"FX{i}").encode())
+    assert len(learner.result()) == _learn.MAX_LEARNT
+
+
+def test_learn_screens_lines_before_any_pattern(monkeypatch):
+    from objcprefork import _learn
+
+    calls = []
+    monkeypatch.setattr(_learn, "_classes_in", lambda text: calls.append(text) or [])
+    learner = _learn.Learner()
+    for _ in range(10_000):  # a flood of runtime lines that are neither kind
+        learner.feed(b"objc[1]: class FXFlood is implemented in both images")
+        learner.feed(b"objc[1]: INITIALIZE: thread 0x1: calling +[FXFlood initialize]")
+    assert calls == [] and learner.result() == ()  # no restricted child: not even matched
+
+
+def test_learn_stops_soon_after_cmd_exits(venv, tmp_path):
+    # A descendant keeps stderr open for 30 s; 0.1.0 read until it closed.
+    script = (f"import subprocess, sys; sys.stderr.write({CRASH.format('FXReal')!r} + '\\n'); "
+              "subprocess.Popen(['sleep', '30'])")
+    config = tmp_path / "learnt.toml"
+    done = subprocess.run([str(venv.bin / "objcprefork"), "run", "--learn", "--config",
+                           str(config), "--", str(venv.python), "-c", script],
+                          cwd=tmp_path, env=clean_environment(tmp_path),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=15)
+    assert done.returncode == 0 and "FXReal" in config.read_text()
+
+
+def test_a_signal_after_cmd_is_gone_ends_the_launcher_keeping_what_was_learnt(venv, tmp_path):
+    script = (f"import subprocess, sys; sys.stderr.write({CRASH.format('FXReal')!r} + '\\n'); "
+              "sys.stderr.flush(); subprocess.Popen(['sleep', '30'])")
+    config = tmp_path / "learnt.toml"
+    process = subprocess.Popen(
+        [str(venv.bin / "objcprefork"), "run", "--learn", "--config", str(config), "--",
+         str(venv.python), "-c", script],
+        cwd=tmp_path, env=clean_environment(tmp_path), stderr=subprocess.PIPE,
+        start_new_session=True)
+    try:
+        assert process.stderr is not None
+        assert b"FXReal" in process.stderr.readline()  # CMD has written, and is ending
+        time.sleep(0.3)
+        process.terminate()
+        process.wait(timeout=15)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == -signal.SIGTERM
+    assert "FXReal" in config.read_text()

@@ -18,13 +18,19 @@ from objcprefork._files import append_classes
 from objcprefork._frameworks import load_frameworks, validate_framework_names
 
 
-def test_config_rewrite_never_follows_a_planted_symlink(tmp_path):
+def shared_and_victim(tmp_path, text):
+    """A sticky world-writable folder, as /tmp, and a 0600 file outside it."""
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o1777)
     victim = tmp_path / "victim"
-    victim.write_text("secret\n")
+    victim.write_text(text)
     victim.chmod(0o600)
+    return shared, victim
+
+
+def test_config_rewrite_never_follows_a_planted_symlink(tmp_path):
+    shared, victim = shared_and_victim(tmp_path, "secret\n")
     real = tmp_path / "dotfiles" / "config.toml"
     real.parent.mkdir()
     real.write_text('classes = ["FXOld"]\n')
@@ -193,3 +199,290 @@ def test_class_list_growing_between_calls_never_overflows(run_command, tmp_path)
     run = run_command([sys.executable, "-c", code])
     names = json.loads(run.stdout)
     assert names == [f"FK{i:02d}" for i in range(64)]
+
+
+# ---- issue 20: hostile files, hostile users, hostile output --------------------
+
+NOBODY = 65534
+
+
+def peak_bytes(function, *args):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        function(*args)
+    except ConfigError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("text", [
+    "a" + ".a" * 5000 + " = 1\n",                 # 0.1.0: 1.4 s and 111 MB at 10 KB
+    'classes = ["A"]\n[t' + ".t" * 5000 + "]\n",   # a table header, dotted
+    "x = {" + "a." * 5000 + "a = 1}\n",            # an inline table
+    "classes = " + "[" * 5000 + "]" * 5000 + "\n",  # nested arrays
+])
+def test_config_shapes_tomllib_pays_for_are_refused_before_parsing(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="not used here"):
+        read_file(str(path), Config())
+    assert peak_bytes(read_file, str(path), Config()) < 50 << 20
+
+
+def test_any_config_file_up_to_the_cap_is_cheap(tmp_path):
+    from objcprefork._config import MAX_FILE_BYTES
+
+    assert MAX_FILE_BYTES == 64 << 10  # ~30 ms for tomllib, whatever the file holds
+    path = tmp_path / "config.toml"
+    worst = {"items": "classes = [" + '"A",' * ((MAX_FILE_BYTES - 20) // 4) + "]\n",
+             "comments": "#\n" * (MAX_FILE_BYTES // 2 - 8) + "classes=[]\n",
+             "strings": 'classes = ["' + "\\u0041" * ((MAX_FILE_BYTES - 20) // 6) + '"]\n'}
+    for text in worst.values():
+        assert len(text) <= MAX_FILE_BYTES
+        path.write_text(text)
+        assert peak_bytes(read_file, str(path), Config()) < 50 << 20
+    path.write_text("#" * MAX_FILE_BYTES + "\n")
+    with pytest.raises(ConfigError, match="larger than 64 KiB"):
+        read_file(str(path), Config())
+
+
+def test_set_id_is_assumed_when_at_secure_cannot_be_read(monkeypatch):
+    import builtins
+
+    import _objcprefork_start as start
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/auxv")
+    assert start._read_setid() is False  # this test process is not set-id
+    real_open = builtins.open
+
+    def refuse(path, *args, **kwargs):
+        if path == "/proc/self/auxv":  # as under file capabilities
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    assert start._read_setid() is True
+
+
+def test_set_id_detection_costs_no_struct_import(tmp_path):
+    code = ("import sys, _objcprefork_start as s; s.is_setugid(); "
+            "print('struct' in sys.modules, 'ctypes' in sys.modules)")
+    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, env={"PYTHONPATH": os.path.dirname(
+                              __import__("_objcprefork_start").__file__)})
+    assert done.stdout.split() == ["False", str(sys.platform != "linux")], done.stderr
+
+
+def test_a_set_id_process_hears_only_the_switch(tmp_path, monkeypatch):
+    import _objcprefork_start as start
+    from objcprefork._frameworks import library_folders
+
+    config = tmp_path / "config.toml"
+    config.write_text('classes = ["FXFile"]\n')
+    monkeypatch.setattr(start, "_setid", True)
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path))
+    loaded = load({"OBJCPREFORK": "1", "OBJCPREFORK_LEARN": "1", "OBJCPREFORK_CLASSES": "FXEnv",
+                   "OBJCPREFORK_FRAMEWORKS": "libobjc.so.4", "OBJCPREFORK_DEFAULTS": "0",
+                   "OBJCPREFORK_CONFIG": str(config), "OBJCPREFORK_DEBUG": "1"})
+    assert (loaded.active, loaded.learn, loaded.debug, loaded.classes, loaded.frameworks,
+            loaded.defaults, loaded.path) == (True, False, False, (), (), None, None)
+    assert "set-id" in loaded.activation
+    assert load({"OBJCPREFORK": "0"}).active is False
+    assert str(tmp_path) not in library_folders()
+
+
+def test_a_set_id_process_registers_no_learning_hook(run_python):
+    run = run_python("""
+        import _objcprefork_start, os
+        _objcprefork_start._setid = True  # as AT_SECURE would say
+        os.environ.update(OBJCPREFORK="1", OBJCPREFORK_LEARN="1", OBJCPREFORK_CLASSES="FXEnv")
+        from objcprefork import _startup
+        _startup.activate("pth")
+        import objcprefork
+        report(classes=list(objcprefork.classes()) == list(objcprefork.DEFAULT_CLASSES),
+               installed=objcprefork.is_installed())
+    """)
+    assert run.facts == {"classes": True, "installed": True}
+    assert "learn:" not in run.stderr
+
+
+def test_a_relative_home_supplies_no_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".config" / "objcprefork").mkdir(parents=True)
+    (tmp_path / ".config" / "objcprefork" / "config.toml").write_text('classes = ["FXCwd"]\n')
+    problems: list[ConfigError] = []
+    config = load({"HOME": "."}, problems.append)
+    assert config.classes == () and config.path is None
+    assert [str(p) for p in problems] == [
+        "HOME='.' is relative: no user config file is read (the current directory never "
+        "supplies the configuration)"]
+
+
+@pytest.mark.parametrize("owner, mode, problem", [
+    (NOBODY, 0o644, "owned by uid 65534, neither this user nor root"),
+    (0, 0o666, "writable by others (mode 666)"),
+    (0, 0o664, "writable by others (mode 664)"),
+])
+def test_a_config_another_user_can_write_is_refused(tmp_path, owner, mode, problem):
+    if os.geteuid() != 0 and owner != os.geteuid():
+        pytest.skip("giving a file away needs root")
+    path = tmp_path / "config.toml"
+    path.write_text('classes = ["FXPlanted"]\nframeworks = ["libobjc.so.4"]\n')
+    os.chown(path, owner, -1)
+    path.chmod(mode)
+    problems: list[ConfigError] = []
+    config = load({"OBJCPREFORK_CONFIG": str(path)}, problems.append)
+    assert config.classes == () and config.frameworks == ()
+    assert [str(p) for p in problems] == [f"{str(path)!r}: {problem}"]
+
+
+FORGED_KEY = '"\\u001b]0;title\\u0007\\nobjcprefork: forged" = 1\n'
+
+
+def test_escape_sequences_never_reach_stderr(venv, run_command, tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(FORGED_KEY)
+    env = {"OBJCPREFORK": "1", "OBJCPREFORK_CONFIG": str(path)}
+    run = run_command([venv.python, "-c", "pass"], env=env)
+    assert "\x1b" not in run.stderr and "\x07" not in run.stderr
+    assert run.stderr.count("\n") == 1 and "\\x1b]0;title\\x07\\nobjcprefork: forged" in run.stderr
+    doctor = run_command([venv.bin / "objcprefork", "doctor"], env=env, check=False)
+    assert "\x1b" not in doctor.stdout and "\nobjcprefork: forged" not in doctor.stdout
+    assert "\\x1b]0;title" in doctor.stdout
+
+
+@pytest.mark.parametrize("kind", ["directory", "others-writable"])
+def test_a_marker_that_is_not_a_trusted_file_does_not_switch_on(venv, run_command, kind):
+    marker = venv.site_packages / "objcprefork.enabled"
+    if kind == "directory":
+        marker.mkdir()
+    else:
+        marker.write_text("")
+        marker.chmod(0o666)
+    try:
+        run = run_command([venv.python, "-c", "import sys; print('objcprefork' in sys.modules)"])
+        assert run.stdout.strip() == "False"
+        assert run.stderr.count("\n") == 1
+        assert f"the enable marker {str(marker)!r} is ignored" in run.stderr
+    finally:
+        marker.rmdir() if kind == "directory" else marker.unlink()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's symlink needs root")
+@pytest.mark.parametrize("how", ["append", "scan"])
+def test_writes_never_follow_another_users_symlink(tmp_path, how):
+    from objcprefork._files import write_scan
+
+    shared, victim = shared_and_victim(tmp_path, 'classes = ["FXSecret"]\n')
+    link = shared / "team.toml"
+    link.symlink_to(victim)
+    os.lchown(link, NOBODY, NOBODY)
+    with pytest.raises(PermissionError, match="owned by uid 65534"):
+        if how == "append":
+            append_classes(str(link), ("FXNew",))
+        else:
+            write_scan(str(link), ("FXNew",), (), ())
+    assert victim.read_text() == 'classes = ["FXSecret"]\n'
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o600
+    os.lchown(link, 0, 0)  # root's own link is followed, as the kernel would
+    assert append_classes(str(link), ("FXNew",)) == ("FXNew",)
+    assert link.is_symlink() and "FXNew" in victim.read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file of another user needs root")
+def test_a_write_keeps_owner_mode_and_hard_links(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('classes = ["FXOld"]\n')
+    os.chown(path, NOBODY, NOBODY)
+    path.chmod(0o640)
+    other = tmp_path / "other-link.toml"
+    os.link(path, other)
+    before = path.stat()
+    assert append_classes(str(path), ("FXNew",)) == ("FXNew",)
+    after = path.stat()
+    assert (after.st_ino, after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode),
+            after.st_nlink) == (before.st_ino, NOBODY, NOBODY, 0o640, 2)
+    assert "FXNew" in other.read_text()
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    path = tmp_path / "config.toml"
+    code = textwrap.dedent(f"""
+        import sys
+        from objcprefork._files import append_classes
+        append_classes({str(path)!r}, (sys.argv[1],))
+    """)
+    writers = [subprocess.Popen([sys.executable, "-c", code, f"FX{i}"], cwd=tmp_path)
+               for i in range(20)]
+    assert [w.wait(timeout=60) for w in writers] == [0] * 20
+    written = Config()
+    read_file(str(path), written)
+    assert sorted(written.classes) == sorted(f"FX{i}" for i in range(20))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".objcprefork-")]
+
+
+def test_an_append_is_capped(tmp_path):
+    from objcprefork._files import MAX_APPEND
+
+    path = tmp_path / "config.toml"
+    names = tuple(f"FX{i}" for i in range(10_000))
+    assert append_classes(str(path), names) == names[:MAX_APPEND] and MAX_APPEND == 256
+    assert append_classes(str(path), names) == names[MAX_APPEND:2 * MAX_APPEND]
+    written = Config()
+    read_file(str(path), written)
+    assert written.classes == names[:2 * MAX_APPEND]
+
+
+def test_the_launcher_opens_no_fifo_to_classify_its_command(venv, run_command, tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    # 0.1.0 opened ./fifo to look for a pex, and blocked there for ever.
+    run = run_command([venv.bin / "objcprefork", "run", "--", "true", "./fifo"])
+    assert run.returncode == 0
+
+
+class Endless:
+    """A stream of one repeated chunk, counting what is read from it."""
+
+    def __init__(self, first: bytes, chunk: bytes) -> None:
+        self.first, self.chunk, self.taken = first, chunk, 0
+
+    def read(self, size: int) -> bytes:
+        if self.taken > 1 << 30:
+            return b""
+        data = (self.first if not self.taken else b"") + self.chunk * (size // len(self.chunk))
+        self.taken += len(data)
+        return data
+
+
+def test_explain_reads_a_report_whole_only_up_to_8_mib():
+    from objcprefork._crashlog import read_stream
+
+    stream = Endless(b'{"bug_type": "309"}\n', b"[{},{},")
+    read_stream(stream)
+    assert stream.taken <= 8 << 20
+
+
+@pytest.mark.parametrize("body", [b"[" + b"{}," * (2 << 20) + b"{}]", b"{" * (6 << 20),
+                                  b"[" + b'"a",' * (1 << 20) + b'"a"]'])
+def test_explain_walks_an_ips_body_in_flat_memory(body):
+    from objcprefork._crashlog import read_report
+
+    data = b'{"bug_type": "309"}\n' + body
+    # The text, decoded, and a copy or two; never an object per JSON node.
+    assert peak_bytes(read_report, data) < (50 << 20) + 3 * len(data)
+
+
+def test_explain_finds_a_class_in_a_deep_ips_body():
+    from objcprefork._crashlog import MAX_STRINGS, _ips_text, read_report
+
+    nested = b"[" * 100_000 + b'"+[Deep initialize] may have been in progress in another ' \
+        b'thread when fork()"' + b"]" * 100_000
+    assert read_report(b'{"bug_type": "309"}\n' + nested).classes == ("Deep",)
+    assert _ips_text('{"bug_type": "309"}\n' + '"a",' * (MAX_STRINGS + 5)).count("\n") \
+        == MAX_STRINGS - 1

@@ -87,6 +87,27 @@ def test_pex_through_the_launcher(venv, run_command, tmp_path, sources, fixtures
     assert run.facts == {"children": ALIVE}, run.stderr
 
 
+def test_a_pex_under_the_launcher_keeps_its_isolation(venv, run_command, tmp_path, sources):
+    # 0.1.0 set PEX_INHERIT_PATH=fallback with the caller's PYTHONPATH: a
+    # module missing from the pex came from the current directory.
+    (sources / "zapp.py").write_text(textwrap.dedent("""
+        import sys
+        def main():
+            try:
+                import planted
+            except ImportError:
+                planted = None
+            print(planted is None, [p for p in sys.path if "_bootstrap" in p])
+    """))
+    (tmp_path / "planted.py").write_text("")
+    pex = tmp_path / "app.pex"
+    build(["pex", "-D", sources, "-e", "zapp:main", "-o", pex, "--python", venv.python,
+           "--python-shebang", venv.python], tmp_path)
+    env = roots(tmp_path, {"PYTHONPATH": "."})
+    assert run_command([pex], env=env).stdout.strip() == "True []"  # run plainly
+    assert run_command(launch(venv, pex), env=env).stdout.strip() == "True []"
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 12),
                     reason="to resolve a requirement for 3.12+, pex bootstraps its own pip "
                            "and setuptools from an index; this test builds offline (it runs "
