@@ -225,10 +225,12 @@ def run_python(run_command, fixtures):
 
     def run(code: str, *, python: object = sys.executable, args: tuple[str, ...] = (),
             env: dict[str, str] | None = None, check: bool = True,
-            watchdog: int | None = None) -> Run:
+            watchdog: int | None = None, params: dict[str, object] | None = None) -> Run:
         """watchdog: seconds after which the scenario dumps its threads and
-        exits (a deadlock fails the test instead of hanging CI)."""
+        exits (a deadlock fails the test instead of hanging CI). params: names
+        the scenario reads, so that it stays plain code, never an f-string."""
         script = "from forkprobe import *\n"
+        script += "".join(f"{name} = {value!r}\n" for name, value in (params or {}).items())
         if watchdog:
             script += ("import faulthandler\n"
                        f"faulthandler.dump_traceback_later({watchdog}, exit=True)\n")

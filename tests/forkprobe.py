@@ -146,6 +146,30 @@ def fork_and(action: Callable[[], None]) -> str:
     return describe(os.waitpid(pid, 0)[1])
 
 
+def start_process(how: str, action: Callable[[], None]) -> str:
+    """Runs action in a child started the way a server would: "fork"
+    (os.fork) or "multiprocessing" (a fork-context Process); how it ended."""
+    if how == "multiprocessing":
+        import multiprocessing
+
+        process = multiprocessing.get_context("fork").Process(target=action)
+        process.start()
+        process.join()
+        code = process.exitcode
+        return f"exit {code}" if code >= 0 else signal.Signals(-code).name
+    return fork_and(action)
+
+
+def fork_again(how: str) -> str:
+    """Forks a child that does nothing: by os.fork, multiprocessing, or
+    subprocess (which execs a new interpreter); how it ended."""
+    if how == "subprocess":
+        import subprocess
+
+        return f"exit {subprocess.run([sys.executable, '-c', 'pass']).returncode}"
+    return start_process(how, lambda: None)
+
+
 def fork_touching(*names: str) -> str:
     return fork_and(lambda: touch(*names))
 

@@ -88,11 +88,11 @@ def test_library_loaded_after_install(run_python, fork_from):
     # the fork. The fork handler forces nothing (docs/design.md, "Inside the
     # fork"): a fork from a C thread gets only what was forced before it, and
     # the next configuration call forces the rest.
-    run = run_python(f"""
+    run = run_python("""
         load(); import objcprefork
         before = objcprefork.install(["FXLate"], defaults=False); make_threaded()
         late = load_late()
-        if "{fork_from}" == "python":
+        if FORK_FROM == "python":
             child = fork_and(lambda: late.fx_late_touch())
         else:
             child = describe(fx.fx_fork_from_c_thread(b"FXLate"))
@@ -101,7 +101,7 @@ def test_library_loaded_after_install(run_python, fork_from):
         report(before=before.classes[0].state, child=child, between=between,
                after=objcprefork.status().classes[0].state,
                again=describe(fx.fx_fork_from_c_thread(b"FXLate")))
-    """)
+    """, params={"FORK_FROM": fork_from})
     protected = fork_from == "python"
     assert run.facts == {"before": "not loaded", "child": "exit 0" if protected else "SIGABRT",
                          "between": "initialized" if protected else "pending",
@@ -127,13 +127,13 @@ def test_grandchildren(run_python):
 def test_multiprocessing_fork_context(run_python, installed):
     # Process, Pool and ProcessPoolExecutor; an unprotected Pool would only
     # wait for its dead workers, so it runs protected only.
-    run = run_python(f"""
+    run = run_python("""
         import concurrent.futures, multiprocessing
-        threaded_parent(["FXAlpha"] if {installed} else None)
+        threaded_parent(["FXAlpha"] if INSTALLED else None)
         ctx = multiprocessing.get_context("fork")
         p = ctx.Process(target=touch, args=("FXAlpha",)); p.start(); p.join()
         facts = dict(exitcode=p.exitcode)
-        if {installed}:
+        if INSTALLED:
             with ctx.Pool(2) as pool:
                 facts["pool"] = pool.map(touch_returning, ["FXAlpha"] * 8)
         executor = concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx)
@@ -143,7 +143,7 @@ def test_multiprocessing_fork_context(run_python, installed):
             facts["executor"] = type(exc).__name__
         executor.shutdown()
         report(**facts)
-    """)
+    """, params={"INSTALLED": installed})
     if installed:
         assert run.facts == {"exitcode": 0, "pool": [0] * 8, "executor": [0] * 6}
     else:

@@ -15,33 +15,24 @@ from test_fork import assert_apple_message
 CHILD_REASON = ("a fork child, and this libc does not say whether its parent was ever threaded"
                 if LANE == "musl" else "a fork child of a threaded parent")
 
-# How the restricted child forks again: os.fork, multiprocessing, subprocess.
-FORK_AGAIN = {
-    "fork": "fork_and(lambda: None)",
-    "multiprocessing": "(lambda p: (p.start(), p.join(), p.exitcode)[2])("
-                       "multiprocessing.get_context('fork').Process(target=int))",
-    "subprocess": "subprocess.run([sys.executable, '-c', 'pass']).returncode",
-}
-
-
-@pytest.mark.parametrize("how", FORK_AGAIN)
+@pytest.mark.parametrize("how", ["fork", "multiprocessing", "subprocess"])
 def test_restricted_child_loading_a_listed_class_then_forking_lives(run_python, how):
     # The child of a protected, threaded parent loads an image holding a
     # listed class and forks again: forcing that class there would abort it.
-    run = run_python(f"""
-        import multiprocessing, subprocess, sys, objcprefork
+    run = run_python("""
+        import objcprefork
         threaded_parent(["FXAlpha", "FXLate"])
         def child():
             load_late()
-            again = {FORK_AGAIN[how]}
+            again = fork_again(HOW)
             st = objcprefork.status()
-            report(again=str(again), restricted=st.restricted,
-                   states={{c.name: c.state for c in st.classes}},
+            report(again=again, restricted=st.restricted,
+                   states={c.name: c.state for c in st.classes},
                    touch_listed=fork_touching("FXAlpha"))
         report(child=fork_and(child), control=fork_and(lambda: load_late().fx_late_touch()))
-    """)
+    """, params={"HOW": how})
     assert run.facts["child"] == "exit 0"
-    assert run.facts["again"] in ("exit 0", "0")
+    assert run.facts["again"] == "exit 0"
     assert run.facts["restricted"] == CHILD_REASON
     assert run.facts["states"] == {"FXAlpha": "initialized", "FXLate": "blocked"}
     assert run.facts["touch_listed"] == "exit 0"  # kept from the parent
@@ -55,12 +46,9 @@ def test_install_in_a_restricted_child_lives_and_warns(run_python, how):
     # gunicorn without --preload: the worker, a child of a threaded parent
     # that never installed objcprefork (or only imported it), imports the
     # app, which calls install().
-    start = ("(lambda p: (p.start(), p.join(), f'exit {p.exitcode}')[2])("
-             "multiprocessing.get_context('fork').Process(target=worker))"
-             if how == "multiprocessing" else "fork_and(worker)")
-    run = run_python(f"""
-        import multiprocessing, subprocess, sys, warnings
-        if "{how}" == "fork, parent imported it":
+    run = run_python("""
+        import subprocess, sys, warnings
+        if HOW == "fork, parent imported it":
             import objcprefork  # loaded, never installed: the fork must still count
         load(); make_threaded()
         def worker():
@@ -74,8 +62,8 @@ def test_install_in_a_restricted_child_lives_and_warns(run_python, how):
                    states=[c.state for c in objcprefork.status().classes],
                    warnings=[(w.category.__name__, str(w.message)) for w in caught],
                    sub=sub, runs=fx.fx_initialize_count(b"FXAlpha"))
-        report(worker={start}, control=fork_touching("FXAlpha"))
-    """)
+        report(worker=start_process(HOW.split(",")[0], worker), control=fork_touching("FXAlpha"))
+    """, params={"HOW": how})
     assert run.facts["worker"] == "exit 0"
     assert run.facts["installed"] is True and run.facts["restricted"] is True
     assert run.facts["states"] == ["blocked", "blocked", "blocked"]
@@ -170,17 +158,17 @@ def test_no_deadlock_between_forks_and_reconfiguration_under_gc(run_python):
 def test_initialize_waiting_on_a_thread_that_needs_the_gil(run_python, when):
     # FXWaits's +initialize takes a lock that another thread holds while it
     # calls back into Python: forcing with the GIL held would deadlock.
-    run = run_python(f"""
+    run = run_python("""
         import threading, time, objcprefork
         load()
-        late = None if "{when}" == "os.fork" else load_late()
+        late = None if WHEN == "os.fork" else load_late()
         objcprefork.install(["FXWaits"], defaults=False); make_threaded()
         late = late or load_late()
         callback = ctypes.CFUNCTYPE(None)(lambda: time.sleep(0.01))
         holder = threading.Thread(target=late.fx_hold_lock_calling, args=(callback,))
         holder.start()
         while not late.fx_wait_lock_held(): time.sleep(0.001)
-        if "{when}" == "install":
+        if WHEN == "install":
             objcprefork.install(["FXWaits"], defaults=False)
             child = fork_touching("FXWaits")
         else:
@@ -188,7 +176,7 @@ def test_initialize_waiting_on_a_thread_that_needs_the_gil(run_python, when):
         holder.join()
         report(child=child, runs=late.fx_waits_initialized(),
                state=objcprefork.status().classes[0].state)
-    """, watchdog=60)
+    """, watchdog=60, params={"WHEN": when})
     assert run.facts == {"child": "exit 0", "runs": 1, "state": "initialized"}
 
 
@@ -221,19 +209,19 @@ def test_initialize_that_loads_a_library_or_forks(run_python, cls, when):
     # fork lock, these terminate. The fork handler never forces (docs/design.md,
     # "Inside the fork"), so no fork can run them under libpthread's atfork
     # lock or dyld's loader lock.
-    run = run_python(f"""
+    run = run_python("""
         import objcprefork
         load()
-        if "{when}" == "install":
-            objcprefork.install(["{cls}"], defaults=False)
+        if WHEN == "install":
+            objcprefork.install([CLS], defaults=False)
         else:  # listed, not forced yet: the before-fork hook forces it
             objcprefork.install([], defaults=False); objcprefork.uninstall()
-            objcprefork.set_classes(["{cls}"]); objcprefork._native.core.set_installed(True)
+            objcprefork.set_classes([CLS]); objcprefork._native.core.set_installed(True)
         make_threaded()
-        child = fork_touching("{cls}")
-        report(child=child, runs=fx.fx_initialize_count(b"{cls}"),
+        child = fork_touching(CLS)
+        report(child=child, runs=fx.fx_initialize_count(CLS.encode()),
                state=objcprefork.status().classes[0].state)
-    """, watchdog=60)
+    """, watchdog=60, params={"WHEN": when, "CLS": cls})
     assert run.facts == {"child": "exit 0", "runs": 1, "state": "initialized"}
 
 
