@@ -4,6 +4,13 @@ after install() and in a child before it touches the class."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
 from forkprobe import APPLE, RUNTIME
 
 SCENARIO = """
@@ -42,3 +49,24 @@ def test_gnustep_libobjc2(run_python, libobjc2):
                          "counts": {"FXAlpha": 1, "FXBase": 1, "FXSub": 1},
                          "states": ["initialized", "initialized"], "child": "exit 11",
                          "c_thread": "exit 0", "untouched": 0}
+
+
+@pytest.mark.skipif(APPLE, reason="a stand-in runtime cannot take the place of the libobjc "
+                    "every macOS process has loaded")
+def test_a_runtime_without_diagnostic_queries_still_forces(run_command, tmp_path):
+    # Binding needs only what forcing needs; the diagnostics say what is missing.
+    library = tmp_path / "libforcingonly.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-DFORCING_ONLY", "-o", str(library),
+                    str(Path(__file__).parent / "objc" / "fakeruntime.c")], check=True)
+    code = textwrap.dedent(f"""
+        import ctypes, json, objcprefork
+        fake = ctypes.CDLL({str(library)!r}, mode=ctypes.RTLD_GLOBAL)
+        st = objcprefork.install(["FK"], defaults=False)
+        print(json.dumps(dict(runtime=st.runtime, states=[c.state for c in st.classes],
+                              missing=st.diagnostics_missing,
+                              forced=ctypes.c_int.in_dll(fake, "fake_forced").value,
+                              rows=objcprefork._native.core.inspect(None))))
+    """)
+    facts = json.loads(run_command([sys.executable, "-c", code]).stdout)
+    assert facts == {"runtime": str(library), "states": ["initialized"],
+                     "missing": "objc_getClassList", "forced": 1, "rows": []}

@@ -1,7 +1,9 @@
 /* A stand-in Objective-C runtime whose class list grows between the calls of
    objc_getClassList, as Apple's can when another thread registers a class
    between "how many?" and "fill this buffer": the count the second call
-   returns is then larger than the buffer. Only what objcprefork binds. */
+   returns is then larger than the buffer. Only what objcprefork binds.
+   With -DFORCING_ONLY it has only what forcing needs: the diagnostic queries
+   are missing, and the runtime must still bind and force. */
 #include <stddef.h>
 
 #define MOST 64
@@ -9,9 +11,15 @@ struct fake_class { void *isa; char name[8]; };
 static struct fake_class classes[MOST];
 static int registered = 2;
 
-void *objc_lookUpClass(const char *name) { (void)name; return NULL; }
-void *class_getMethodImplementation(void *cls, void *sel) { (void)cls; (void)sel; return NULL; }
+int fake_forced; /* calls of the forcing function, for the test */
+
+void *objc_lookUpClass(const char *name)
+{
+    return name[0] == 'F' && name[1] == 'K' && name[2] == '\0' ? (void *)classes : NULL;
+}
+void *class_getMethodImplementation(void *cls, void *sel) { (void)cls; (void)sel; fake_forced++; return NULL; }
 void *sel_registerName(const char *name) { return (void *)name; }
+#ifndef FORCING_ONLY
 const char *class_getName(struct fake_class *cls) { return cls->name; }
 void *class_getSuperclass(void *cls) { (void)cls; return NULL; }
 void *class_getClassMethod(void *cls, void *sel) { (void)cls; (void)sel; return NULL; }
@@ -30,3 +38,4 @@ objc_getClassList(struct fake_class **buffer, int count)
         registered = registered + 20 < MOST ? registered + 20 : MOST;
     return total;
 }
+#endif
