@@ -4,6 +4,7 @@ Apple's check, on macOS against Apple's libobjc."""
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
 
 import pytest
@@ -336,21 +337,28 @@ def test_runtime_loaded_after_install_is_found_at_next_fork(run_python):
                          "state": "initialized"}
 
 
+INTERPRETERS = """
+    try:
+        import _interpreters as interpreters  # 3.13+: isolated (own GIL) by default
+    except ImportError:
+        import _xxsubinterpreters as interpreters
+    def sub(code, config="legacy"):
+        interp = (interpreters.create(config) if interpreters.__name__ == "_interpreters"
+                  else interpreters.create(isolated=config == "isolated")
+                  if sys.version_info >= (3, 12) else interpreters.create())
+        failed = interpreters.run_string(interp, "import objcprefork\\n" + code)
+        interpreters.destroy(interp)
+        assert not failed, failed
+"""
+
+
 def test_interpreters_share_one_state(run_python):
     # One process-wide table, switch and list of sources: what a
-    # subinterpreter configures, every interpreter reports alike (docs/design.md,
-    # "Interpreters"), since a fork forks them all.
-    run = run_python("""
-        try:
-            import _xxsubinterpreters as interpreters
-        except ImportError:
-            import _interpreters as interpreters
+    # subinterpreter sharing the GIL configures, every interpreter reports
+    # alike (docs/design.md, "Interpreters"), since a fork forks them all.
+    run = run_python(textwrap.dedent(INTERPRETERS) + textwrap.dedent("""
         import objcprefork
         load(); objcprefork.install(["FXAlpha"], defaults=False)
-        def sub(code):
-            interp = interpreters.create()
-            interpreters.run_string(interp, "import objcprefork\\n" + code)
-            interpreters.destroy(interp)
         sub("objcprefork.add_classes(['FXBeta'])")
         shared = {c.name: (c.state, c.source) for c in objcprefork.status().classes}
         sub("objcprefork.uninstall()")
@@ -358,10 +366,25 @@ def test_interpreters_share_one_state(run_python):
         objcprefork.install(defaults=False)
         make_threaded()
         report(shared=shared, off=off, child=fork_touching("FXAlpha", "FXBeta"))
-    """)
+    """))
     assert run.facts == {"shared": {"FXAlpha": ["initialized", "install()"],
                                     "FXBeta": ["initialized", "add_classes()"]},
                          "off": False, "child": "exit 0"}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="a GIL per interpreter is 3.12+")
+def test_an_interpreter_with_its_own_gil_gets_the_inert_core(run_python):
+    # The stable-ABI build declares no per-interpreter GIL support: such an
+    # interpreter gets the inert core, which says why and changes nothing.
+    run = run_python(textwrap.dedent(INTERPRETERS) + textwrap.dedent("""
+        import objcprefork
+        load(); objcprefork.install(["FXAlpha"], defaults=False)
+        sub("import sys; assert not objcprefork.is_installed(); "
+            "assert 'native core' in objcprefork.status().runtime_missing; "
+            "objcprefork.uninstall(); objcprefork.set_classes([])", config="isolated")
+        report(installed=objcprefork.is_installed(), classes=list(objcprefork.classes()))
+    """))
+    assert run.facts == {"installed": True, "classes": ["FXAlpha"]}
 
 
 def test_children_meant_to_die_leave_no_core_file(run_python):
