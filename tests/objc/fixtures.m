@@ -109,7 +109,7 @@ fx_fork_from_c_thread(const char *name)
     return (int)(long)status;
 }
 
-/* +initialize methods that do what the reference warns about (part 4): load a
+/* +initialize methods that do what docs/design.md warns about ("Inside the fork"): load a
    library, fork. objcprefork forces them outside any fork lock. */
 #include <dlfcn.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* An emulation of Apple's +initialize fork-safety enforcement on GCC's libobjc.
 
-   It follows objc4 (objc-os.mm, objc-initialize.mm; see
-   shared/reference/objc-fork-safety.md, part 1):
+   It follows objc4 (objc-os.mm, objc-initialize.mm; see docs/design.md,
+   "Apple's rule" and "What the emulation mirrors"):
    - whether the process was ever threaded is read after every client prepare
      handler, as _objc_atfork_prepare samples it after them: with glibc, whose
      __libc_single_threaded has the "ever created a thread" meaning of
