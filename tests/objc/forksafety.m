@@ -15,7 +15,8 @@
      aborts, for classes made by objc_allocateClassPair there too (the
      emulation interposes objc_registerClassPair: forkprobe loads it
      RTLD_GLOBAL); root classes and classes whose +initialize is the root's
-     never do;
+     never do; as objc4, it keeps the lines in memory (its crash
+     annotations) and calls objc_initializeAfterForkError between them;
    - OBJC_DISABLE_INITIALIZE_FORK_SAFETY is read once, at load, with the
      values of the objc4 that FORKSAFETY_OBJC4 names (default 951.1): only
      "YES" below 876, the lenient words from 876, the fault words from 940.4;
