@@ -286,13 +286,17 @@ def read_core(head: bytes, stream: BinaryIO) -> Findings:
     found: dict[str, None] = {}
     carry, block = b"", head
     while block:
-        window = carry + block
-        if MESSAGE_TAIL in window:  # a plain search at memory speed; the pattern only here
+        # A plain search at memory speed screens each block and its seam with
+        # the one before; the two are joined, and the pattern run, only where
+        # the message is (joining every block costs a fresh buffer each time).
+        seam = carry + block[:len(MESSAGE_TAIL)]
+        if MESSAGE_TAIL in block or MESSAGE_TAIL in seam:
+            window = carry + block
             for match in IN_MEMORY.finditer(window):
                 name = match.group(1).decode("ascii")
                 if is_class_name(name):
-                    found.setdefault(name, None)  # a match seen twice (in carry) counts once
-        carry = window[-OVERLAP:]
+                    found.setdefault(name, None)  # one seen again in carry counts once
+        carry = (carry + block)[-OVERLAP:] if len(block) < OVERLAP else block[-OVERLAP:]
         block = stream.read(STREAM_BLOCK)
     return Findings("core", tuple(found), ())
 
