@@ -321,7 +321,10 @@ def read_folders(given: list[str], tally: Tally) -> tuple[Findings, dict[str, ob
         try:
             read_folder(folder, tally)
         except OSError as exc:
-            raise Failure(f"cannot read {escape(folder)}: {exc.strerror or exc}", IO) from None
+            problem = f"cannot read {escape(folder)}: {exc.strerror or exc}"
+            if given:
+                raise Failure(problem, IO) from None
+            print(f"objcprefork explain: {problem}; skipped", file=sys.stderr)  # not an admin
     findings = Findings("reports", tuple(tally.classes()), tuple(tally.unfixable.values()))
     return findings, {"folders": folders, "read": tally.reports}
 

@@ -499,3 +499,23 @@ def test_explain_reports_without_a_report_folder(tmp_path, capsys, monkeypatch):
         assert _cli.main(["explain", "--reports"]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "no crash-report folder here" in err
+
+
+def test_explain_reports_skips_a_default_folder_it_may_not_read(tmp_path, capsys, monkeypatch):
+    from objcprefork import _cli, _crashlog
+
+    mine, system = report_folder(tmp_path), tmp_path / "system"
+    system.mkdir()
+    read = _crashlog.read_folder
+
+    def read_folder(folder, tally):
+        if folder == str(system):  # as /Library/Logs/DiagnosticReports for a non-admin
+            raise PermissionError(13, "Permission denied")
+        read(folder, tally)
+
+    monkeypatch.setattr(_crashlog, "read_folder", read_folder)
+    monkeypatch.setattr(_crashlog, "REPORT_FOLDERS", (str(mine), str(system)))
+    assert _cli.main(["explain", "--reports", "--json", "--config",
+                      str(tmp_path / "c.toml")]) == 0
+    assert json.loads(capsys.readouterr().out)["reports"]["read"] == 5
+    assert _cli.main(["explain", "--reports", str(system)]) == 3
