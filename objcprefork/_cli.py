@@ -347,7 +347,8 @@ def explanation(report: Mapping[str, Any]) -> str:
     children, unfixable = report["initialized_by_children"], report["look_alikes"]
     lines = []
     if "reports" in report:
-        lines.append(f"Read {report['reports']['read']} crash reports of Python processes in "
+        read = report["reports"]["read"]
+        lines.append(f"Read {read} crash report{'s' * (read != 1)} of Python processes in "
                      f"{', '.join(report['reports']['folders'])}.")
     cost = [core_cost(report["core"])] if "core" in report else []
     if not classes and not children and not unfixable:
@@ -385,14 +386,12 @@ def explanation(report: Mapping[str, Any]) -> str:
 
 
 def core_cost(core: Mapping[str, Any]) -> str:
-    from ._crashlog import human_size
+    from ._crashlog import NO_CORES, human_size
 
     sparse = f" ({human_size(core['size'])} in size, sparse)" if (
         core["on_disk"] < core["size"]) else ""
     return (f"This core file takes {human_size(core['on_disk'])} on disk{sparse}: delete it "
-            "once read. Forked children write none with `objcprefork run "
-            "--no-child-core-dumps`, OBJCPREFORK_CHILD_CORES=0 or "
-            "install(child_core_dumps=False).")
+            f"once read. {NO_CORES}.")
 
 
 def parser() -> argparse.ArgumentParser:

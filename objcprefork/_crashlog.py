@@ -269,6 +269,8 @@ MESSAGE_TAIL = b" initialize] may have been in progress in another thread when f
 # before it, so a message split across two blocks is found whole.
 OVERLAP = len("+[") + 255 + len(MESSAGE_TAIL)
 PYTHON_LOOK = 1 << 20  # bytes of a core looked through for "python" (doctor)
+NO_CORES = ("Forked children write none with `objcprefork run --no-child-core-dumps`, "
+            "OBJCPREFORK_CHILD_CORES=0 or install(child_core_dumps=False)")
 
 
 def is_core(head: bytes) -> bool:

@@ -252,16 +252,14 @@ def render(report: dict[str, Any]) -> str:
                             else "looked for before every fork from Python"),
     ]
     if report["python_cores"]:
-        from ._crashlog import human_size
+        from ._crashlog import NO_CORES, human_size
 
         cores = report["python_cores"]
         lines += [f"core files:   {len(cores)} of Python processes, "
                   f"{human_size(sum(c['on_disk'] for c in cores))} on disk: "
                   + ", ".join(c["path"] for c in cores[:3]) + (", ..." if len(cores) > 3 else ""),
                   "              - `objcprefork explain CORE` names the class that killed "
-                  "each; then delete them. Forked children write none with "
-                  "`objcprefork run --no-child-core-dumps`, OBJCPREFORK_CHILD_CORES=0 or "
-                  "install(child_core_dumps=False)"]
+                  f"each; then delete them. {NO_CORES}"]
     if report["protected"]:
         lines.append("verdict:      protected for its list")
     else:
