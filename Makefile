@@ -121,14 +121,15 @@ docs: $(VENV)/.installed
 # Installs, when missing and we may (root, apt-get), what each needs. The demo:
 # GCC's Objective-C compiler (gobjc) and GNUstep Foundation. The tests also:
 # clang, cmake, ninja and robin-map for GNUstep's libobjc2 (built from the
-# tarball docs/testing.md names), and clang-19's sanitizer runtimes for make
-# sanitize. Recursive variables: their $$ reach the shell.
+# tarball docs/testing.md names), clang-19's sanitizer runtimes for make
+# sanitize, and gdb (its gcore writes the core file explain's test reads).
+# Recursive variables: their $$ reach the shell.
 DEMO_PACKAGES := gobjc libgnustep-base-dev
-OBJC_PACKAGES := $(DEMO_PACKAGES) clang cmake ninja-build robin-map-dev clang-19 libclang-rt-19-dev
+OBJC_PACKAGES := $(DEMO_PACKAGES) clang cmake ninja-build robin-map-dev clang-19 libclang-rt-19-dev gdb
 DEMO_PRESENT = echo "int main(void){return 0;}" | gcc -x objective-c -o /dev/null - -lobjc 2>/dev/null \
   && /sbin/ldconfig -p | grep -q libgnustep-base
 OBJC_PRESENT = $(DEMO_PRESENT) && command -v clang >/dev/null \
-  && test -f /usr/include/tsl/robin_map.h && command -v ninja >/dev/null \
+  && test -f /usr/include/tsl/robin_map.h && command -v ninja >/dev/null && command -v gdb >/dev/null \
   && test -f "$$(clang-19 --print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)"
 define apt-get-unless
 	@if $(2); then :; \

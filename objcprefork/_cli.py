@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from ._crashlog import Findings, Tally
+
 OK, NOT_FOUND, USAGE, IO = 0, 1, 2, 3
 BROKEN_PIPE = 128 + 13
 TRUE_FOR_APPLE = "YES"
@@ -252,11 +254,16 @@ def write_scan(args: argparse.Namespace, found: dict[str, list[tuple[str, str]]]
 
 def command_explain(args: argparse.Namespace) -> int:
     from ._config import Config, ConfigError, load, read_file
-    from ._crashlog import read_stream
+    from ._crashlog import Tally, disk_cost, read_stream
     from ._defaults import reported_name
 
+    tally, extra = Tally(), dict[str, object]()
     try:
-        if args.file in (None, "-"):
+        if args.reports is not None:
+            if args.file is not None:
+                raise Failure("give a FILE or --reports, not both", USAGE)
+            findings, extra["reports"] = read_folders(args.reports, tally)
+        elif args.file in (None, "-"):
             if sys.stdin.isatty():
                 print("objcprefork explain: reading a crash report or log from standard "
                       "input; paste it, then press Ctrl-D (or give a FILE)", file=sys.stderr)
@@ -264,6 +271,9 @@ def command_explain(args: argparse.Namespace) -> int:
         else:
             with open(args.file, "rb") as f:
                 findings = read_stream(f)
+                if findings.format == "core":
+                    size, on_disk = disk_cost(os.fstat(f.fileno()))
+                    extra["core"] = {"path": args.file, "size": size, "on_disk": on_disk}
     except OSError as exc:
         raise Failure(f"cannot read {escape(args.file or 'standard input')}: "
                       f"{exc.strerror or exc}", IO) from None
@@ -284,11 +294,12 @@ def command_explain(args: argparse.Namespace) -> int:
     target = config_target(args)
     report = {
         "format": findings.format,
-        "classes": [{"name": n, "listed": n in active} for n in classes],
+        "classes": [{"name": n, "listed": n in active, **counted(tally, n)} for n in classes],
         "initialized_by_children": [{"name": n, "listed": n in active} for n in children],
         "look_alikes": [{"name": u.name, "evidence": u.evidence, "advice": u.advice}
                         for u in findings.unfixable],
         "config": target,
+        **extra,
     }
     emit(report, explanation(report), args.json)
     wanted = tuple(dict.fromkeys(classes + children))
@@ -297,19 +308,59 @@ def command_explain(args: argparse.Namespace) -> int:
     return OK if wanted or findings.unfixable else NOT_FOUND
 
 
+def read_folders(given: list[str], tally: Tally) -> tuple[Findings, dict[str, object]]:
+    """The crash reports of Python processes in the folders given, else in
+    the default ones that exist: their findings, and what was read."""
+    from ._crashlog import REPORT_FOLDERS, Findings, read_folder
+
+    folders = given or [p for p in map(os.path.expanduser, REPORT_FOLDERS) if os.path.isdir(p)]
+    if not folders:
+        raise Failure(f"no crash-report folder here ({', '.join(REPORT_FOLDERS)}: macOS keeps "
+                      "its reports there); name one: explain --reports FOLDER", NOT_FOUND)
+    for folder in folders:
+        try:
+            read_folder(folder, tally)
+        except OSError as exc:
+            problem = f"cannot read {escape(folder)}: {exc.strerror or exc}"
+            if given:
+                raise Failure(problem, IO) from None
+            print(f"objcprefork explain: {problem}; skipped", file=sys.stderr)  # not an admin
+    findings = Findings("reports", tuple(tally.classes()), tuple(tally.unfixable.values()))
+    return findings, {"folders": folders, "read": tally.reports}
+
+
+def counted(tally: Tally, name: str) -> dict[str, object]:
+    """How many crash reports read named a class (as reported_name gives
+    it), and the last one's date; nothing when none were read."""
+    from ._defaults import reported_name
+
+    raw = [r for r in tally.counts if reported_name(r) == name]
+    if not raw:
+        return {}
+    return {"count": sum(tally.counts[r] for r in raw),
+            "last": max(tally.last[r] for r in raw).strftime("%Y-%m-%d %H:%M:%S %z")}
+
+
 def explanation(report: Mapping[str, Any]) -> str:
     """explain's text, from the report --json prints."""
     kind, classes = report["format"], report["classes"]
     children, unfixable = report["initialized_by_children"], report["look_alikes"]
-    if not classes and not children and not unfixable:
-        return f"Found no fork-safety crash in this {kind} input."
     lines = []
+    if "reports" in report:
+        read = report["reports"]["read"]
+        lines.append(f"Read {read} crash report{'s' * (read != 1)} of Python processes in "
+                     f"{', '.join(report['reports']['folders'])}.")
+    cost = [core_cost(report["core"])] if "core" in report else []
+    if not classes and not children and not unfixable:
+        return "\n".join([*lines, f"Found no fork-safety crash in this {kind} input.", *cost])
     if classes:
         lines.append("A child forked from a threaded parent needed Objective-C classes whose "
                      "+initialize had not run in the parent, and the runtime killed it "
                      f"(found in {kind} input):")
         lines += [f"  +[{c['name']} initialize]  ("
                   f"{'already in' if c['listed'] else 'not in'} the active list)"
+                  + (f"  {c['count']} crash report{'s' * (c['count'] > 1)}, last {c['last']}"
+                     if "count" in c else "")
                   for c in classes]
     if children:
         lines.append("Classes that fork children initialized (OBJC_PRINT_INITIALIZE_METHODS "
@@ -331,7 +382,16 @@ def explanation(report: Mapping[str, Any]) -> str:
     for problem in unfixable:
         lines.append(f"Also found: {problem['name']} ({problem['evidence']!r}).")
         lines.append(f"  {problem['advice']}")
-    return "\n".join(lines)
+    return "\n".join(lines + cost)
+
+
+def core_cost(core: Mapping[str, Any]) -> str:
+    from ._crashlog import NO_CORES, human_size
+
+    sparse = f" ({human_size(core['size'])} in size, sparse)" if (
+        core["on_disk"] < core["size"]) else ""
+    return (f"This core file takes {human_size(core['on_disk'])} on disk{sparse}: delete it "
+            f"once read. {NO_CORES}.")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -387,8 +447,15 @@ def parser() -> argparse.ArgumentParser:
     scan.set_defaults(handler=command_scan)
 
     explain = sub.add_parser("explain", help="explain a crash from stderr text, a .crash or "
-                                             "an .ips report, or an initialize log")
-    explain.add_argument("file", nargs="?", metavar="FILE", help="the report; - or none: stdin")
+                                             "an .ips report, an initialize log, a core file, "
+                                             "or the crash-report folders")
+    explain.add_argument("file", nargs="?", metavar="FILE",
+                         help="the report, log or core file; - or none: stdin")
+    explain.add_argument("--reports", nargs="*", metavar="FOLDER",
+                         help="read instead the crash reports (.ips, .crash) of Python "
+                              "processes in these folders (default: ~/Library/Logs/"
+                              "DiagnosticReports and /Library/Logs/DiagnosticReports): "
+                              "each class with its count and last date")
     explain.add_argument("--append", action="store_true",
                          help="add the classes found to the config file")
     explain.add_argument("--config", metavar="FILE",

@@ -5,9 +5,12 @@ arbitrary input: the worst it does is find nothing."""
 from __future__ import annotations
 
 import json
+import os
 import re
-from dataclasses import dataclass
-from typing import BinaryIO
+import stat
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO, Literal
 
 from ._names import is_class_name
 
@@ -220,6 +223,8 @@ STREAM_BLOCK, WHOLE_LIMIT, MAX_LINE = 1 << 20, 8 << 20, 1 << 16
 def read_stream(stream: BinaryIO) -> Findings:
     """read_report() for a file or pipe of any size, in flat memory."""
     head = stream.read(STREAM_BLOCK)
+    if is_core(head):
+        return read_core(head, stream)
     first = head.lstrip()[:1]
     if first == b"{" or b"Exception Type:" in head or b"Application Specific" in head:
         return read_report(head + stream.read(WHOLE_LIMIT - len(head)))
@@ -247,3 +252,183 @@ def read_stream(stream: BinaryIO) -> Findings:
         block = stream.read(STREAM_BLOCK)
     take(carry)
     return Findings("text", tuple(classes), tuple(unfixable.values()), log.classes())
+
+
+# ---- core files --------------------------------------------------------------
+# objc4 keeps its fatal message in the crash annotations (CRSetCrashLogMessage),
+# in the process's memory, so a core file holds it among gigabytes of other
+# bytes. A core is recognised by its header, whatever its name: ELF ET_CORE
+# (Linux), Mach-O MH_CORE (macOS).
+ELF, ET_CORE, MH_CORE = b"\x7fELF", 4, 4
+MACHO_ORDER: dict[bytes, Literal["little", "big"]] = {
+    b"\xcf\xfa\xed\xfe": "little", b"\xce\xfa\xed\xfe": "little",
+    b"\xfe\xed\xfa\xcf": "big", b"\xfe\xed\xfa\xce": "big"}
+IN_MEMORY = re.compile(INITIALIZE_IN_FORK.pattern.encode())  # ASCII names: all objc4 prints
+MESSAGE_TAIL = b" initialize] may have been in progress in another thread when fork()"
+# The longest message match: a block is searched with this much of the one
+# before it, so a message split across two blocks is found whole.
+OVERLAP = len("+[") + 255 + len(MESSAGE_TAIL)
+PYTHON_LOOK = 1 << 20  # bytes of a core looked through for "python" (doctor)
+NO_CORES = ("Forked children write none with `objcprefork run --no-child-core-dumps`, "
+            "OBJCPREFORK_CHILD_CORES=0 or install(child_core_dumps=False)")
+
+
+def is_core(head: bytes) -> bool:
+    """Whether head, a file's first bytes, starts a core file."""
+    if head[:4] == ELF and len(head) >= 18:
+        return int.from_bytes(head[16:18], "big" if head[5] == 2 else "little") == ET_CORE
+    order = MACHO_ORDER.get(head[:4])
+    return order is not None and len(head) >= 16 and int.from_bytes(
+        head[12:16], order) == MH_CORE
+
+
+def read_core(head: bytes, stream: BinaryIO) -> Findings:
+    """The classes named in Apple's message anywhere in a core file of any
+    size, read in STREAM_BLOCK blocks after head: flat memory."""
+    found: dict[str, None] = {}
+    carry, block = b"", head
+    while block:
+        # A plain search at memory speed screens each block and its seam with
+        # the one before; the two are joined, and the pattern run, only where
+        # the message is (joining every block costs a fresh buffer each time).
+        seam = carry + block[:len(MESSAGE_TAIL)]
+        if MESSAGE_TAIL in block or MESSAGE_TAIL in seam:
+            window = carry + block
+            for match in IN_MEMORY.finditer(window):
+                name = match.group(1).decode("ascii")
+                if is_class_name(name):
+                    found.setdefault(name, None)  # one seen again in carry counts once
+        carry = (carry + block)[-OVERLAP:] if len(block) < OVERLAP else block[-OVERLAP:]
+        block = stream.read(STREAM_BLOCK)
+    return Findings("core", tuple(found), ())
+
+
+def disk_cost(info: os.stat_result) -> tuple[int, int]:
+    """(size, bytes on disk) of a file: a sparse core holds less than its size."""
+    return info.st_size, getattr(info, "st_blocks", 0) * 512 or info.st_size
+
+
+def human_size(count: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    size, unit = float(count), "bytes"
+    for larger in ("KiB", "MiB", "GiB", "TiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, larger
+    return f"{count} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+
+
+def _open_regular(path: str) -> BinaryIO | None:
+    """path opened for reading if it is a regular file (never a FIFO or a
+    device, which opening could block on), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def python_cores(folder: str, limit: int = 1000) -> list[tuple[str, int, int]]:
+    """(path, size, bytes on disk) of the core files of Python processes in
+    folder, of its first `limit` entries: files whose header is a core's and
+    whose first PYTHON_LOOK bytes hold "python" in any case (the ELF notes
+    and mapped files' names, or the Mach-O main executable's load commands,
+    lie there). Unreadable files and a missing folder are skipped."""
+    found = []
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)[:limit]
+    except OSError:
+        return []
+    for entry in entries:
+        f = _open_regular(entry.path)
+        if f is None:
+            continue
+        with f:
+            try:
+                head = f.read(PYTHON_LOOK)
+                if is_core(head) and b"python" in head.lower():
+                    found.append((entry.path, *disk_cost(os.fstat(f.fileno()))))
+            except OSError:
+                continue
+    return found
+
+
+# ---- crash-report folders ----------------------------------------------------
+REPORT_FOLDERS = ("~/Library/Logs/DiagnosticReports", "/Library/Logs/DiagnosticReports")
+REPORT_SUFFIXES = (".ips", ".crash")
+REPORT_HEAD = 1 << 16  # where a report names its process and date
+MAX_FOLDER_REPORTS = 10000  # reports read per folder: the newest
+# A report of a Python process: its process name or path says so (.crash:
+# "Process:" or "Path:"; .ips: app_name, name, procName or procPath).
+PYTHON_PROCESS = re.compile(r'(?im)^(?:Process|Path):[^\n]{0,1024}python|"(?:app_name|name|'
+                            r'procName|procPath)"[ \t]*:[ \t]*"[^"\n]{0,1024}python')
+REPORT_DATE = re.compile(r'(?m)(?:"timestamp"[ \t]*:[ \t]*"|^Date/Time:[ \t]*)(\d{4}-\d\d-\d\d '
+                         r'\d\d:\d\d:\d\d)(?:\.\d{1,9})?(?: ([+-]\d{4}))?')
+
+
+@dataclass
+class Tally:
+    """What a folder of crash reports says about Python processes."""
+
+    reports: int = 0  # reports of Python processes read
+    counts: dict[str, int] = field(default_factory=dict)  # reports naming each class
+    last: dict[str, datetime] = field(default_factory=dict)  # the newest of them
+    unfixable: dict[str, Unfixable] = field(default_factory=dict)
+
+    def classes(self) -> list[str]:
+        """Most reported first, then most recent."""
+        return sorted(self.counts, key=lambda n: (-self.counts[n], -self.last[n].timestamp()))
+
+
+def report_date(head: str, mtime: float) -> datetime:
+    """When the report says it crashed, else its file's time."""
+    found = REPORT_DATE.search(head)
+    try:
+        if found is not None and found.group(2):
+            return datetime.strptime(" ".join(found.groups()), "%Y-%m-%d %H:%M:%S %z")
+        if found is not None:
+            return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").astimezone()
+    except ValueError:  # a date that does not exist (month 13)
+        pass
+    return datetime.fromtimestamp(mtime).astimezone()
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return 0.0
+
+
+def read_folder(folder: str, tally: Tally) -> None:
+    """Adds the .ips and .crash reports of Python processes in folder to
+    tally, each read whole up to WHOLE_LIMIT. Raises OSError for a folder
+    that cannot be listed; an unreadable report is skipped."""
+    with os.scandir(folder) as listing:
+        reports = [e for e in listing if e.name.endswith(REPORT_SUFFIXES)]
+    for entry in sorted(reports, key=_mtime)[-MAX_FOLDER_REPORTS:]:
+        f = _open_regular(entry.path)
+        if f is None:
+            continue
+        with f:
+            try:
+                data = f.read(REPORT_HEAD)
+                head = data.decode("utf-8", errors="replace")
+                if not PYTHON_PROCESS.search(head):
+                    continue
+                data += f.read(WHOLE_LIMIT - len(data))
+                mtime = os.fstat(f.fileno()).st_mtime
+            except OSError:
+                continue
+        findings = read_report(data)
+        tally.reports += 1
+        when = report_date(head, mtime)
+        for name in findings.classes:
+            tally.counts[name] = tally.counts.get(name, 0) + 1
+            tally.last[name] = max(tally.last.get(name, when), when)
+        for problem in findings.unfixable:
+            tally.unfixable.setdefault(problem.name, problem)

@@ -170,8 +170,13 @@ def enforcement() -> tuple[bool | str, list[str]]:
     return applies, facts
 
 
-def collect() -> dict[str, Any]:
+CORES = "/cores"  # where macOS writes core files
+
+
+def collect(cores: str = CORES) -> dict[str, Any]:
     """Everything doctor reports, as plain data (what --json prints)."""
+    from ._crashlog import python_cores
+
     status = objcprefork.status()
     from ._config import load
 
@@ -212,6 +217,8 @@ def collect() -> dict[str, Any]:
         "config_file": settings.path,
         "config_problems": settings.problems,
         "child_core_dumps": status.child_core_dumps,
+        "python_cores": [{"path": path, "size": size, "on_disk": on_disk}
+                         for path, size, on_disk in python_cores(cores)],
         "classes": [{"name": c.name, "state": c.state, "source": c.source,
                      "image": images.get(c.name)}
                     for c in status.classes],
@@ -244,6 +251,15 @@ def render(report: dict[str, Any]) -> str:
         "new classes:  " + (f"told by {report['load_signal']}" if report["load_signal"]
                             else "looked for before every fork from Python"),
     ]
+    if report["python_cores"]:
+        from ._crashlog import NO_CORES, human_size
+
+        cores = report["python_cores"]
+        lines += [f"core files:   {len(cores)} of Python processes, "
+                  f"{human_size(sum(c['on_disk'] for c in cores))} on disk: "
+                  + ", ".join(c["path"] for c in cores[:3]) + (", ..." if len(cores) > 3 else ""),
+                  "              - `objcprefork explain CORE` names the class that killed "
+                  f"each; then delete them. {NO_CORES}"]
     if report["protected"]:
         lines.append("verdict:      protected for its list")
     else:

@@ -6,8 +6,10 @@ import io
 import json
 import os
 import random
+import shutil
 import struct
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from forkprobe import APPLE, RUNTIME
 
 import objcprefork
 from objcprefork._config import Config, read_file
-from objcprefork._crashlog import STREAM_BLOCK, read_report, read_stream
+from objcprefork._crashlog import STREAM_BLOCK, is_core, python_cores, read_report, read_stream
 from objcprefork._defaults import markdown
 from objcprefork._doctor import accepted_where, apple_accepts, read_macho
 from objcprefork._files import append_classes
@@ -357,3 +359,163 @@ def test_doctor_command_json(venv, run_command):
     assert run.returncode == (0 if report["protected"] else 1)
 
 
+
+
+# ---- the user's evidence: core files and crash-report folders ---------------
+
+ELF_CORE = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<H", 4)  # e_type ET_CORE
+MACHO_CORE = struct.pack("<IiiI", 0xFEEDFACF, 0x0100000C, 0, 4)  # filetype MH_CORE
+MESSAGE = (b"objc[4242]: +[NSPlaceholderDictionary initialize] may have been in progress in "
+           b"another thread when fork() was called.")
+
+
+def test_a_core_is_known_by_its_header_not_its_name():
+    assert is_core(ELF_CORE) and is_core(MACHO_CORE)
+    assert not is_core(ELF_CORE[:16] + struct.pack("<H", 2))  # ET_EXEC
+    assert not is_core(MACHO_CORE[:12] + struct.pack("<I", 2))  # MH_EXECUTE
+    assert not is_core(b"\x7fELF") and not is_core(b"")
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3, 30, len(MESSAGE) - 1, len(MESSAGE)])
+def test_a_core_is_read_in_blocks_and_a_message_split_across_two_is_found(cut):
+    # The message straddles the first block boundary, cut bytes of it before.
+    start = STREAM_BLOCK - cut
+    data = bytearray(ELF_CORE + bytes(3 * STREAM_BLOCK))
+    data[start:start + len(MESSAGE)] = MESSAGE
+    data[-200:-200 + len(MESSAGE)] = MESSAGE.replace(b"NSPlaceholderDictionary", b"FXBeta")
+    findings = read_stream(io.BytesIO(bytes(data)))
+    assert (findings.format, findings.classes) == ("core", ("NSPlaceholderDictionary", "FXBeta"))
+
+
+def gcore_of_a_dying_child(folder: Path) -> Path:
+    """A real core file: a forked child of a threaded parent, stopped by gdb
+    at objc_initializeAfterForkError (the breakpoint Apple's message names),
+    written by gcore. The machine's core_pattern is never touched."""
+    from conftest import clean_environment, missing, no_core_files
+
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        missing("gdb is not installed (make objc-deps installs it)")
+    core = folder / "core.child"
+    scenario = ("from forkprobe import *\nload(); make_threaded()\n"
+                "report(child=fork_touching('FXAlpha'))\n")
+    done = subprocess.run(
+        [gdb, "-nx", "-batch", "-iex", "set auto-load off",
+         "-ex", "set breakpoint pending on",
+         "-ex", "set follow-fork-mode child", "-ex", "handle SIGABRT nostop noprint",
+         "-ex", "break objc_initializeAfterForkError", "-ex", "run",
+         "-ex", "x/s (char *) &forksafety_crash_message", "-ex", f"gcore {core}", "-ex", "kill",
+         "--args", sys.executable, "-c", scenario],
+        cwd=folder, env=clean_environment(folder), preexec_fn=no_core_files,
+        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert core.exists(), f"gdb wrote no core ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    # As objc4's crash annotations: the message is in memory before the breakpoint.
+    assert "+[FXAlpha initialize] may have been in progress" in done.stdout, done.stdout
+    return core
+
+
+@pytest.mark.emulation("the emulation's objc_initializeAfterForkError, and gdb")
+def test_explain_finds_the_class_in_a_real_core_file(fixtures, venv, run_command, tmp_path):
+    core = gcore_of_a_dying_child(tmp_path)
+    run = explain(run_command, venv, core, "--json", "--config", tmp_path / "c.toml")
+    report = json.loads(run.stdout)
+    info = core.stat()
+    assert run.returncode == 0 and report["format"] == "core"
+    assert [c["name"] for c in report["classes"]] == ["FXAlpha"]
+    assert report["core"] == {"path": str(core), "size": info.st_size,
+                              "on_disk": info.st_blocks * 512}
+    run = explain(run_command, venv, core, "--config", tmp_path / "c.toml")
+    assert "+[FXAlpha initialize]  (not in the active list)" in run.stdout
+    assert "on disk" in run.stdout and "--no-child-core-dumps" in run.stdout
+    assert python_cores(str(tmp_path)) == [(str(core), info.st_size, info.st_blocks * 512)]
+
+
+def test_doctor_counts_python_core_files_in_the_cores_folder(tmp_path, capsys):
+    from objcprefork import _doctor
+
+    assert _doctor.collect(str(tmp_path))["python_cores"] == []
+    sparse = tmp_path / "core.501"
+    with sparse.open("wb") as f:  # 1 GiB in size, a few KiB on disk
+        f.write(ELF_CORE + b"\0" * 100 + b"/usr/bin/python3.12\0")
+        f.truncate(1 << 30)
+    (tmp_path / "core.502").write_bytes(ELF_CORE + b"/usr/bin/ruby\0")  # not Python's
+    (tmp_path / "notes.txt").write_bytes(b"python " * 10)  # not a core
+    (tmp_path / "Python.app").mkdir()
+    os.mkfifo(tmp_path / "fifo")  # never opened for long: no block
+    on_disk = sparse.stat().st_blocks * 512
+    report = _doctor.collect(str(tmp_path))
+    assert report["python_cores"] == [{"path": str(sparse), "size": 1 << 30,
+                                       "on_disk": on_disk}]
+    text = _doctor.render(report)
+    assert "core files:   1 of Python processes" in text and "--no-child-core-dumps" in text
+    assert "core files" not in _doctor.render(_doctor.collect(str(tmp_path / "none")))
+
+
+def report_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "DiagnosticReports"
+    folder.mkdir()
+    for name in ("initialize.ips", "truncated.ips", "initialize.crash", "scproxy.crash",
+                 "multithreaded.crash", "stderr.txt"):
+        shutil.copy(SAMPLES / name, folder)
+    newer = (SAMPLES / "initialize.crash").read_text().replace(
+        "2026-03-02 10:14:07.512 +0100", "2026-04-01 08:00:00.000 +0200")
+    (folder / "Python-2026-04-01.crash").write_text(newer)
+    (folder / "ruby.crash").write_text(newer.replace("Python", "ruby"))  # not Python's
+    return folder
+
+
+def test_explain_reports_counts_each_class_in_a_report_folder(tmp_path, capsys):
+    from objcprefork import _cli
+
+    folder, config = report_folder(tmp_path), tmp_path / "config.toml"
+    assert _cli.main(["explain", "--reports", str(folder), "--json", "--config",
+                      str(config)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["format"] == "reports"
+    assert report["reports"] == {"folders": [str(folder)], "read": 5}
+    assert [(c["name"], c["count"], c["last"]) for c in report["classes"]] == [
+        ("NSNumber", 2, "2026-05-11 16:02:44 +0200"),
+        ("__NSCFConstantString", 2, "2026-04-01 08:00:00 +0200")]
+    assert [u["name"] for u in report["look_alikes"]] == [
+        "proxy lookup (_scproxy / SystemConfiguration) in the child"]
+    assert _cli.main(["explain", "--reports", str(folder), "--append", "--config",
+                      str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "2 crash reports, last 2026-04-01 08:00:00 +0200" in out
+    loaded = Config()
+    read_file(str(config), loaded)
+    assert loaded.classes == ("NSNumber", "__NSCFConstantString")
+
+
+def test_explain_reports_without_a_report_folder(tmp_path, capsys, monkeypatch):
+    from objcprefork import _cli
+
+    assert _cli.main(["explain", "--reports", str(tmp_path / "none")]) == 3
+    assert "cannot read" in capsys.readouterr().err
+    assert _cli.main(["explain", str(SAMPLES / "stderr.txt"), "--reports"]) == 2
+    assert "not both" in capsys.readouterr().err
+    if not APPLE or not os.path.isdir("/Library/Logs/DiagnosticReports"):
+        monkeypatch.setenv("HOME", str(tmp_path))
+        assert _cli.main(["explain", "--reports"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no crash-report folder here" in err
+
+
+def test_explain_reports_skips_a_default_folder_it_may_not_read(tmp_path, capsys, monkeypatch):
+    from objcprefork import _cli, _crashlog
+
+    mine, system = report_folder(tmp_path), tmp_path / "system"
+    system.mkdir()
+    read = _crashlog.read_folder
+
+    def read_folder(folder, tally):
+        if folder == str(system):  # as /Library/Logs/DiagnosticReports for a non-admin
+            raise PermissionError(13, "Permission denied")
+        read(folder, tally)
+
+    monkeypatch.setattr(_crashlog, "read_folder", read_folder)
+    monkeypatch.setattr(_crashlog, "REPORT_FOLDERS", (str(mine), str(system)))
+    assert _cli.main(["explain", "--reports", "--json", "--config",
+                      str(tmp_path / "c.toml")]) == 0
+    assert json.loads(capsys.readouterr().out)["reports"]["read"] == 5
+    assert _cli.main(["explain", "--reports", str(system)]) == 3

@@ -15,7 +15,8 @@
      aborts, for classes made by objc_allocateClassPair there too (the
      emulation interposes objc_registerClassPair: forkprobe loads it
      RTLD_GLOBAL); root classes and classes whose +initialize is the root's
-     never do;
+     never do; as objc4, it keeps the lines in memory (its crash
+     annotations) and calls objc_initializeAfterForkError between them;
    - OBJC_DISABLE_INITIALIZE_FORK_SAFETY is read once, at load, with the
      values of the objc4 that FORKSAFETY_OBJC4 names (default 951.1): only
      "YES" below 876, the lenient words from 876, the fault words from 940.4;
@@ -46,27 +47,46 @@ static int fork_is_multithreaded;
 static int multithreaded_fork_child;
 static void (*previous_load_callback)(Class, struct objc_category *);
 
+/* objc4 keeps its fatal message in the crash annotations (CRSetCrashLogMessage,
+   through _objc_inform_now_and_on_crash and _objc_fatal), so it lies in the
+   process's memory and its core file: here, a global buffer (a global, so no
+   store to it is optimized away). */
+char forksafety_crash_message[1024];
+
+/* The function Apple's message tells to break on: objc4 calls it after the
+   first line (already in the annotations) and before the fatal one. */
+__attribute__((noinline)) void
+objc_initializeAfterForkError(Class cls)
+{
+    (void)cls;
+    __asm__ volatile("" ::: "memory"); /* keeps the call, and so the breakpoint */
+}
+
 static void
 refuse_initialize(id self, SEL _cmd)
 {
     const char *name = class_getName((Class)self);
     int pid = (int)getpid();
+    size_t used;
     (void)_cmd;
     if (print_initialize) /* performForkChildInitialize's log line */
         fprintf(stderr,
                 "objc[%d]: INITIALIZE: thread %p: refusing to call +[%s initialize] in fork() "
                 "child process because it may have been in progress when fork() was called\n",
                 pid, (void *)pthread_self(), name);
-    fprintf(stderr,
-            "objc[%d]: +[%s initialize] may have been in progress in another thread "
-            "when fork() was called.\n",
-            pid, name);
-    fprintf(stderr,
-            "objc[%d]: +[%s initialize] may have been in progress in another thread "
-            "when fork() was called. We cannot safely call it or ignore it in the "
-            "fork() child process. Crashing instead. Set a breakpoint on "
-            "objc_initializeAfterForkError to debug.\n",
-            pid, name);
+    snprintf(forksafety_crash_message, sizeof forksafety_crash_message,
+             "objc[%d]: +[%s initialize] may have been in progress in another thread "
+             "when fork() was called.\n", pid, name);
+    fputs(forksafety_crash_message, stderr);
+    fflush(stderr);
+    objc_initializeAfterForkError((Class)self);
+    used = strlen(forksafety_crash_message);
+    snprintf(forksafety_crash_message + used, sizeof forksafety_crash_message - used,
+             "objc[%d]: +[%s initialize] may have been in progress in another thread "
+             "when fork() was called. We cannot safely call it or ignore it in the "
+             "fork() child process. Crashing instead. Set a breakpoint on "
+             "objc_initializeAfterForkError to debug.\n", pid, name);
+    fputs(forksafety_crash_message + used, stderr);
     fflush(stderr);
     abort();
 }
