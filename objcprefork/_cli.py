@@ -209,10 +209,11 @@ def command_doctor(args: argparse.Namespace) -> int:
 
 
 def command_scan(args: argparse.Namespace) -> int:
-    from ._scan import load_for_scan, render, scan
+    from ._frameworks import load_frameworks
+    from ._scan import render, scan
 
     try:
-        load_for_scan(args.framework)
+        load_frameworks(args.framework, allow_paths=True)
     except ValueError as exc:
         raise Failure(str(exc), USAGE) from None
     found = scan(args.image)
@@ -229,14 +230,11 @@ def command_scan(args: argparse.Namespace) -> int:
 def write_scan(args: argparse.Namespace, found: dict[str, list[tuple[str, str]]]) -> None:
     from ._config import ConfigError
     from ._files import write_scan as write
-    from ._frameworks import SONAME
-
     # Only valid names reach the file, and paths only inside quoted comments:
     # nothing the runtime or a path supplies can add a key.
     classes = tuple(dict.fromkeys(name for names in found.values() for name, _owner in names
                                   if is_class_name(name)))
-    names = tuple(dict.fromkeys(f for f in args.framework if "/" not in f and (
-        sys.platform == "darwin" or SONAME.fullmatch(f))))
+    names = tuple(dict.fromkeys(f for f in args.framework if "/" not in f))
     comments = [f"scanned {p} (a path: load it in your app; the config takes names)"
                 for p in args.framework if "/" in p]
     try:

@@ -21,8 +21,6 @@ Who is heard, in one place (README, "Activation rules"):
 At start-up a bad source is skipped with one warning line; through the API it
 raises ValueError (ConfigError)."""
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -47,7 +45,7 @@ class ConfigError(ValueError):
     """A bad configuration value; the message names its source."""
 
 
-def user_config_path(environ: Mapping[str, str]) -> str | None:
+def user_config_path(environ: "Mapping[str, str]") -> str | None:
     """The XDG config file, or None without an absolute place for it: a
     relative XDG_CONFIG_HOME falls back to ~/.config (the XDG spec), and a
     relative HOME gives no file, as the current directory never supplies one."""
@@ -57,7 +55,7 @@ def user_config_path(environ: Mapping[str, str]) -> str | None:
     return os.path.join(base, "objcprefork", "config.toml") if os.path.isabs(base) else None
 
 
-def active_config_path(environ: Mapping[str, str]) -> str | None:
+def active_config_path(environ: "Mapping[str, str]") -> str | None:
     """Where the configuration is read from, and so where learnt classes go:
     OBJCPREFORK_CONFIG when set and absolute, else the user's file."""
     explicit = environ.get("OBJCPREFORK_CONFIG", "")
@@ -84,7 +82,7 @@ class Config:
     def classes(self) -> tuple[str, ...]:
         return tuple(self.sources)
 
-    def add(self, names: Iterable[str], source: str | Mapping[str, str]) -> None:
+    def add(self, names: "Iterable[str]", source: "str | Mapping[str, str]") -> None:
         """Add names, each labelled source (or source[name] when it has one)."""
         for name in names:
             label = source if isinstance(source, str) else source.get(name, LAUNCHER)
@@ -239,8 +237,8 @@ def parse(text: str, path: str, config: Config) -> None:
     config.frameworks = valid["frameworks"]
 
 
-def load(environ: Mapping[str, str],
-         on_error: Callable[[ConfigError], None] | None = None) -> Config:
+def load(environ: "Mapping[str, str]",
+         on_error: "Callable[[ConfigError], None] | None" = None) -> Config:
     """Merge the environment and the config file.
 
     Without on_error the first problem raises ConfigError and nothing is used;
@@ -253,8 +251,13 @@ def load(environ: Mapping[str, str],
             raise exc
         on_error(exc)
 
+    def note(message: str) -> None:  # about start-up only: never refuses the rest
+        config.problems.append(message)
+        if on_error is not None:
+            on_error(ConfigError(message))
+
     config = Config()
-    config.active, config.activation = switched_on(environ, problem)
+    config.active, config.activation = switched_on(environ, note)
     if is_setugid():  # the switch and the defaults, nothing else
         config.setid = True
         config.activation += "; set-id: other variables and files ignored"
@@ -314,7 +317,7 @@ def load(environ: Mapping[str, str],
     return config
 
 
-def launcher_sources(environ: Mapping[str, str]) -> str | dict[str, str]:
+def launcher_sources(environ: "Mapping[str, str]") -> str | dict[str, str]:
     """How to label OBJCPREFORK_CLASSES: under `objcprefork run`, each class
     with the source the launcher read it from (OBJCPREFORK_LAUNCHER, JSON
     {source: [names]}), else "objcprefork run"; elsewhere, the variable."""

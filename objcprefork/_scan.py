@@ -3,34 +3,7 @@ child, found without running any +initialize."""
 
 from __future__ import annotations
 
-import os
-import sys
-
-from ._frameworks import (
-    SONAME,
-    library_folders,
-    load_first,
-    load_frameworks,
-    validate_framework_names,
-)
 from ._native import core
-
-
-def load_for_scan(names: list[str]) -> None:
-    """Load what scan --framework names: as the API would (paths too), and
-    off macOS a short name, "gnustep-base", as lib<name>.so*, newest first."""
-    import glob
-
-    for name in names:
-        if "/" in name or sys.platform == "darwin" or SONAME.fullmatch(name):
-            load_frameworks([name], allow_paths=True)
-            continue
-        validate_framework_names([f"lib{name}.so"])  # its characters
-        found = (path for folder in library_folders()
-                 for path in glob.glob(os.path.join(glob.escape(folder),
-                                                    f"lib{glob.escape(name)}.so*")))
-        load_first(name, sorted(found, key=lambda path: (len(path), path), reverse=True),
-                   f"lib{name}.so*")
 
 
 def scan(image: str | None = None) -> dict[str, list[tuple[str, str]]]:

@@ -2,8 +2,6 @@
 file and the launcher's sitecustomize all call activate(). Idempotent, and it
 never raises: a problem is one warning line on stderr, and start-up goes on."""
 
-from __future__ import annotations
-
 import os
 import sys
 

@@ -127,3 +127,28 @@ def test_install_with_a_framework_that_cannot_load_changes_nothing():
     with pytest.raises(ValueError, match=r"cannot load framework 'libnothing-objcprefork\.so\.9'"):
         objcprefork.install(["New"], frameworks=["libnothing-objcprefork.so.9"])
     assert objcprefork.classes() == ("Kept",) and not objcprefork.is_installed()
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="short library names are the Linux rule")
+def test_a_framework_name_means_the_same_everywhere(tmp_path, gnustep):
+    from objcprefork._cli import main
+    from objcprefork._frameworks import candidates
+
+    path = write(tmp_path, 'frameworks = ["gnustep-base"]\n')
+    assert load({"OBJCPREFORK_CONFIG": str(path)}).frameworks == ("gnustep-base",)
+    assert load({"OBJCPREFORK_FRAMEWORKS": "gnustep-base"}).frameworks == ("gnustep-base",)
+    paths, tried = candidates("gnustep-base")
+    assert tried == "libgnustep-base.so*" and paths, paths
+    assert all("/libgnustep-base.so" in p for p in paths)
+    objcprefork.install([], defaults=False, frameworks=["gnustep-base"])
+    # Loaded, then scanned (whatever this process's core finds): not refused as usage.
+    assert main(["scan", "--framework", "gnustep-base", "--json"]) in (0, 1)
+
+
+def test_the_documented_config_file_is_accepted(tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = load({"OBJCPREFORK_CONFIG": str(write(tmp_path, example))})
+    assert config.classes and config.frameworks

@@ -59,6 +59,14 @@ def test_other_values_do_nothing(venv, run_command, value):
     assert run.stdout.split() == ["None", "False"]
 
 
+@pytest.mark.parametrize("value", ["ture", "2", "t\x1bue"])
+def test_a_mistyped_value_warns_once_and_stays_off(venv, run_command, value):
+    run = run_command([venv.python, "-c", ACTIVE], env={"OBJCPREFORK": value})
+    assert run.stdout.split() == ["None", "False"]
+    assert run.stderr.count("\n") == 1 and f"OBJCPREFORK={value!r} is neither" in run.stderr
+    assert "\x1b" not in run.stderr, run.stderr
+
+
 @pytest.mark.parametrize("flag", ["-E", "-I"])
 def test_honoured_under_E_and_I(venv, run_command, tmp_path, flag):
     # OBJCPREFORK* are not PYTHON* variables: -E and -I keep them. -I reads
