@@ -178,6 +178,7 @@ def collect() -> dict[str, Any]:
     settings = load(os.environ, on_error=lambda exc: None)  # problems are kept in it
     rows = core.inspect(tuple(c.name for c in status.classes))
     images = {row["name"]: row["image"] for row in rows}
+    guesses = status.did_you_mean()
     applies, facts = enforcement()
     problems = []
     if applies is not False:
@@ -213,7 +214,7 @@ def collect() -> dict[str, Any]:
         "config_problems": settings.problems,
         "child_core_dumps": status.child_core_dumps,
         "classes": [{"name": c.name, "state": c.state, "source": c.source,
-                     "image": images.get(c.name)}
+                     "image": images.get(c.name), "did_you_mean": guesses.get(c.name)}
                     for c in status.classes],
         "load_signal": status.load_signal,
         "check_off": status.check_off,
@@ -239,7 +240,8 @@ def render(report: dict[str, Any]) -> str:
         f"enforcement:  {enforced[report['enforcement']]}",
         *(f"              - {fact}" for fact in report["enforcement_facts"]),
         f"classes:      {len(report['classes'])}",
-        *(f"              {c['name']:<32} {c['state']:<12} {c['source']:<20} {c['image'] or ''}"
+        *(f"              {c['name']:<32} {c['state']:<12} {c['source']:<20} "
+          + (f"did you mean {c['did_you_mean']}?" if c["did_you_mean"] else c["image"] or "")
           for c in report["classes"]),
         "new classes:  " + (f"told by {report['load_signal']}" if report["load_signal"]
                             else "looked for before every fork from Python"),

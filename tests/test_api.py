@@ -168,3 +168,14 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tmp_path.parent)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_close_names_finds_typos_only():
+    from objcprefork._names import MAX_GUESSED, close_names
+
+    known = ["NSDate", "NSData", "NSURL", "NSString", "NSMutableString", "FXAlpha"]
+    assert close_names(["NSDaet", "NSUrl", "NSStrnig", "Unrelated", "NSDate"], known) == {
+        "NSDaet": "NSDate", "NSUrl": "NSURL", "NSStrnig": "NSString"}
+    assert close_names([], known) == {}
+    typos = [f"FXAlph{letter}" for letter in "bcdefghijklmnopqrstuvwxyz"]
+    assert len(close_names(typos, known)) == MAX_GUESSED < len(typos)

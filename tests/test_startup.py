@@ -4,6 +4,7 @@ real wheel installed."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 import zipfile
 
@@ -290,3 +291,25 @@ def test_install_and_status_import_nothing_beyond_a_bare_interpreter(venv, run_c
             "if m != 'objcprefork' and not m.startswith('objcprefork.')))")
     run = run_command([venv.python, "-c", code])
     assert run.stdout.split("\n")[:2] == ["True", "[]"]
+
+
+def test_a_typo_in_a_class_name_gets_a_did_you_mean(venv, run_command, fixtures):
+    # FXAlpha is loaded at start-up (the fixtures, as a framework short name);
+    # FXAlpah, listed, never will be. The defaults are left out: not loaded
+    # here, and no typo.
+    env = {"LD_LIBRARY_PATH": str(fixtures), "OBJCPREFORK_FRAMEWORKS": "fixtures",
+           "OBJCPREFORK_DEBUG": "1"}
+    run = [*launcher(venv), "--no-defaults", "--classes", "FXAlpah,FXBeta,FXNothingLikeIt",
+           "--"]
+    debug = run_command([*run, venv.python, "-c", "pass"], env=env)
+    assert debug.stderr.count("\n") == 1 and "; FXAlpah: did you mean FXAlpha?" in debug.stderr
+    assert "FXNothingLikeIt:" not in debug.stderr
+    shown = run_command([*run, venv.python, "-c", "import objcprefork; "
+                         "print(objcprefork.status())"], env=env)
+    assert "not loaded (2): FXAlpah (did you mean FXAlpha?), FXNothingLikeIt\n" in shown.stdout
+    doctor = run_command([*run, venv.bin / "objcprefork", "doctor", "--json"], env=env,
+                         check=False)
+    guesses = {c["name"]: c["did_you_mean"] for c in json.loads(doctor.stdout)["classes"]}
+    assert guesses == {"FXAlpah": "FXAlpha", "FXBeta": None, "FXNothingLikeIt": None}
+    text = run_command([*run, venv.bin / "objcprefork", "doctor"], env=env, check=False)
+    assert "did you mean FXAlpha?" in text.stdout
