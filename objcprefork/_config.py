@@ -272,6 +272,7 @@ def load(environ: "Mapping[str, str]",
     explicit = env.get("OBJCPREFORK_CONFIG") if files else None
     if explicit == "-":  # no file: `objcprefork run` read it already, for everyone
         files, explicit = False, None
+        config.path = env.get("OBJCPREFORK_LAUNCHER_CONFIG") or None  # for doctor
     if explicit and not os.path.isabs(explicit):
         problem(f"OBJCPREFORK_CONFIG={explicit!r} is relative: the current directory never "
                 "supplies the configuration")
@@ -335,11 +336,13 @@ def launcher_sources(environ: "Mapping[str, str]") -> str | dict[str, str]:
 
 def launcher_variables(config: Config) -> dict[str, str]:
     """The variables through which the launcher hands config's classes, with
-    their sources, to every Python under it (read back by load())."""
+    their sources, and the config file it read, to every Python under it
+    (read back by load())."""
     import json
 
     groups: dict[str, list[str]] = {}
     for name, source in config.sources.items():
         groups.setdefault(source, []).append(name)
     return {"OBJCPREFORK_CLASSES": ",".join(config.sources),
-            "OBJCPREFORK_LAUNCHER": json.dumps(groups, separators=(",", ":"))}
+            "OBJCPREFORK_LAUNCHER": json.dumps(groups, separators=(",", ":")),
+            "OBJCPREFORK_LAUNCHER_CONFIG": config.path or ""}

@@ -313,3 +313,18 @@ def test_a_typo_in_a_class_name_gets_a_did_you_mean(venv, run_command, fixtures)
     assert guesses == {"FXAlpah": "FXAlpha", "FXBeta": None, "FXNothingLikeIt": None}
     text = run_command([*run, venv.bin / "objcprefork", "doctor"], env=env, check=False)
     assert "did you mean FXAlpha?" in text.stdout
+
+
+def test_doctor_under_the_launcher_shows_the_config_file_and_each_source(venv, run_command,
+                                                                         tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('classes = ["FXFile"]\n')
+    doctor = run_command([*launcher(venv), "--config", config, "--classes", "FXArg", "--",
+                          venv.bin / "objcprefork", "doctor", "--json"], check=False)
+    report = json.loads(doctor.stdout)
+    assert report["config_file"] == str(config)
+    sources = {c["name"]: c["source"] for c in report["classes"]}
+    assert (sources["FXFile"], sources["FXArg"]) == (f"config file {config}", "objcprefork run")
+    text = run_command([*launcher(venv), "--config", config, "--", venv.bin / "objcprefork",
+                        "doctor"], check=False)
+    assert f"config file:  {config}\n" in text.stdout
