@@ -163,17 +163,18 @@ def command_run(args: argparse.Namespace) -> int:
 def command_enable(args: argparse.Namespace) -> int:
     """Switch start-up activation on for every Python of this environment,
     without a variable: a marker next to objcprefork.pth, which its line stats."""
-    from _objcprefork_start import enable_marker
+    from _objcprefork_start import distrust, enable_marker
 
-    from ._files import write_marker
+    from ._files import startup_files_problem, write_marker
 
     marker = enable_marker()
-    folder = os.path.dirname(marker)
-    if not os.path.exists(os.path.join(folder, "objcprefork.pth")):
-        raise Failure(f"objcprefork's start-up files are not installed next to {escape(folder)} "
-                      "(an editable install has none): install the wheel", IO)
+    problem = startup_files_problem()
+    if problem and args.enable:
+        raise Failure(f"not enabled: {problem}", USAGE)
     try:
-        if args.enable:
+        if args.enable and os.path.exists(marker) and not distrust(os.stat(marker)):
+            print(f"objcprefork: already enabled ({escape(marker)})")
+        elif args.enable:
             write_marker(marker)
             print(f"objcprefork: enabled for every Python start of this environment "
                   f"({escape(marker)})")

@@ -13,6 +13,7 @@ import objcprefork
 from _objcprefork_start import is_setugid
 
 from . import _startup
+from ._files import startup_files_problem
 from ._native import core
 
 # OBJC_DISABLE_INITIALIZE_FORK_SAFETY, parsed once at process start (objc-env.h,
@@ -210,6 +211,7 @@ def collect() -> dict[str, Any]:
         "installed": status.installed,
         "activated_by": _startup.activated_by,
         "activation": settings.activation,
+        "startup_files": startup_files_problem(),
         "config_file": settings.path,
         "config_problems": settings.problems,
         "child_core_dumps": status.child_core_dumps,
@@ -235,6 +237,7 @@ def render(report: dict[str, Any]) -> str:
         + (f", forcing with {report['forcing_call']}" if report["forcing_call"] else ""),
         f"restricted:   {report['restricted'] or 'no'}",
         f"start-up:     {report['activation']}",
+        *([f"              - {report['startup_files']}"] if report["startup_files"] else []),
         f"config file:  {report['config_file'] or 'none'}",
         *(f"              - problem: {p}" for p in report["config_problems"]),
         f"enforcement:  {enforced[report['enforcement']]}",
