@@ -1,8 +1,8 @@
 """The objcprefork command (also `python -m objcprefork`).
 
 Exit status: 0 ok; 1 nothing found, or not protected; 2 usage or bad
-configuration; 3 an I/O problem. `run` exits as its command did (and dies by
-the same signal). Errors are one line on stderr, never a traceback; a closed
+configuration; 3 a file cannot be read or written. `run` exits as its
+command did (and dies by the same signal). Errors are one line on stderr, never a traceback; a closed
 stdout (`| head`) ends quietly with 141, as a shell reports SIGPIPE."""
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ class Failure(Exception):
         self.status = status
 
 
+def config_failure(exc: ValueError) -> Failure:
+    """A config file refused: status 3 if it cannot be read at all, as any
+    file (docs/cli.md, "Exit status"), 2 if what it says is refused."""
+    from ._config import Unreadable
+
+    return Failure(str(exc), IO if isinstance(exc, Unreadable) else USAGE)
+
+
 def bootstrap_dir() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
 
@@ -57,7 +65,7 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
     try:
         config = load(env)
     except ConfigError as exc:
-        raise Failure(str(exc), USAGE) from None
+        raise config_failure(exc) from None
     config.add(named, "objcprefork run")
     env.update(launcher_variables(config), OBJCPREFORK="1", OBJCPREFORK_CONFIG="-",
                OBJCPREFORK_DEFAULTS="0" if args.no_defaults or config.defaults is False
@@ -222,7 +230,7 @@ def command_scan(args: argparse.Namespace) -> int:
                                                        for name, owner in classes]}
                          for image, classes in found.items()],
               "count": sum(len(classes) for classes in found.values())}
-    emit(report, render(found), args.json)
+    emit(report, render(found, args.image), args.json)
     if args.write:
         write_scan(args, found)
     return OK if found else NOT_FOUND
@@ -238,6 +246,9 @@ def write_scan(args: argparse.Namespace, found: dict[str, list[tuple[str, str]]]
     names = tuple(dict.fromkeys(f for f in args.framework if "/" not in f))
     comments = [f"scanned {p} (a path: load it in your app; the config takes names)"
                 for p in args.framework if "/" in p]
+    folder = os.path.dirname(os.path.abspath(args.write))
+    if not os.path.isdir(folder):  # a mistyped path creates no folder
+        raise Failure(f"cannot write {escape(args.write)}: no folder {escape(folder)}", IO)
     try:
         write(args.write, classes, names, comments)
     except ConfigError as exc:
@@ -275,7 +286,7 @@ def command_explain(args: argparse.Namespace) -> int:
             try:
                 read_file(path, Config())
             except ConfigError as exc:
-                raise Failure(str(exc), USAGE) from None
+                raise config_failure(exc) from None
             environ["OBJCPREFORK_CONFIG"] = path
         else:  # appended to, so created: nothing listed in it yet, and no other file
             environ["OBJCPREFORK_CONFIG"] = "-"
@@ -289,15 +300,15 @@ def command_explain(args: argparse.Namespace) -> int:
                         for u in findings.unfixable],
         "config": target,
     }
-    emit(report, explanation(report), args.json)
+    emit(report, explanation(report, appending=args.append), args.json)
     wanted = tuple(dict.fromkeys(classes + children))
     if args.append and wanted:
         record(target, wanted, "explain")
     return OK if wanted or findings.unfixable else NOT_FOUND
 
 
-def explanation(report: Mapping[str, Any]) -> str:
-    """explain's text, from the report --json prints."""
+def explanation(report: Mapping[str, Any], appending: bool = False) -> str:
+    """explain's text, from the report --json prints (appending: under --append)."""
     kind, classes = report["format"], report["classes"]
     children, unfixable = report["initialized_by_children"], report["look_alikes"]
     if not classes and not children and not unfixable:
@@ -322,8 +333,9 @@ def explanation(report: Mapping[str, Any]) -> str:
                   f"  config file ({escape(report['config'])}):  classes = [{joined}]",
                   f"  environment:  OBJCPREFORK_CLASSES={','.join(missing)}",
                   f"  launcher:     objcprefork run --classes {','.join(missing)} -- CMD",
-                  f"  in the app:   objcprefork.add_classes([{joined}])",
-                  "  or run this again with --append to write them to the config file."]
+                  f"  in the app:   objcprefork.add_classes([{joined}])"]
+        if not appending:
+            lines.append("  or run this again with --append to write them to the config file.")
     elif classes:
         lines.append("They are listed: was objcprefork active in that process? "
                      "Check with `objcprefork run -- objcprefork doctor`.")
@@ -339,7 +351,8 @@ def parser() -> argparse.ArgumentParser:
         description="Keep forked children alive on macOS: run Objective-C +initialize "
                     "before every fork().",
         epilog="Exit status: 0 ok, 1 nothing found or not protected, 2 usage or bad "
-               "configuration, 3 an I/O problem; `run` exits as its command did.")
+               "configuration, 3 a file cannot be read or written; `run` exits as its "
+               "command did.")
     from . import __version__
 
     top.add_argument("--version", action="version", version=f"objcprefork {__version__}")
@@ -363,21 +376,34 @@ def parser() -> argparse.ArgumentParser:
                      help="run CMD once as a child, with the runtime logging every "
                           "+initialize and the check off for that run, and record the classes "
                           "its fork children needed in the config file")
-    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...",
+                     help="the command to run, after --; it replaces this process")
     run.set_defaults(handler=command_run)
 
     for name, on in (("enable", True), ("disable", False)):
         switch = sub.add_parser(
             name, help=f"switch start-up activation {'on' if on else 'off'} for every Python "
-                       "of this environment, without a variable")
+                       "of this environment, without a variable",
+            description="Write a marker next to objcprefork's .pth so that every Python start "
+                        "of this environment activates it without OBJCPREFORK=1 (OBJCPREFORK=0 "
+                        "still wins); for launchd, cron, IDEs." if on
+            else "Remove the marker enable wrote.")
         switch.set_defaults(handler=command_enable, enable=on)
 
-    doctor = sub.add_parser("doctor", help="is this process protected? (exit 0 if so)")
+    doctor = sub.add_parser(
+        "doctor", help="is this process protected? (exit 0 if so)",
+        description="Report whether this process is protected: runtime, whether Apple's check "
+                    "applies and why, how objcprefork was switched on, each class with its "
+                    "state, source and image; exit 0 if protected. Run it as `objcprefork run "
+                    "-- objcprefork doctor` to see what your program sees.")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(handler=command_doctor)
 
-    scan = sub.add_parser("scan", help="list loaded classes with a non-trivial +initialize, "
-                                       "without initializing any")
+    scan = sub.add_parser(
+        "scan", help="list loaded classes with a non-trivial +initialize, without initializing "
+                     "any",
+        description="List loaded classes whose +initialize is non-trivial, grouped by image, "
+                    "reading method lists only: nothing is initialized.")
     scan.add_argument("--image", metavar="SUBSTRING", help="only images whose path contains it")
     scan.add_argument("--framework", action="append", default=[], metavar="NAME",
                       help="load this framework, library or path first (repeatable)")
@@ -385,8 +411,12 @@ def parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", action="store_true", help="print the result as JSON")
     scan.set_defaults(handler=command_scan)
 
-    explain = sub.add_parser("explain", help="explain a crash from stderr text, a .crash or "
-                                             "an .ips report, or an initialize log")
+    explain = sub.add_parser(
+        "explain", help="explain a crash from stderr text, a .crash or an .ips report, or an "
+                        "initialize log",
+        description="Find Apple's fork-safety message in stderr text, a .crash or .ips report, "
+                    "or an initialize log; name the classes, say whether they are listed, print "
+                    "the lines that add them, and recognise look-alikes that no list fixes.")
     explain.add_argument("file", nargs="?", metavar="FILE", help="the report; - or none: stdin")
     explain.add_argument("--append", action="store_true",
                          help="add the classes found to the config file")
@@ -399,7 +429,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)  # usage errors: argparse's own line, status 2
+    top = parser()
+    args, unknown = top.parse_known_args(argv)  # usage errors: argparse's own line, status 2
+    if unknown:  # with the usage of the subcommand they were given to, not the top-level one
+        sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[args.subcommand].error(f"unrecognized arguments: {' '.join(unknown)}")
     name = f"objcprefork {args.subcommand}"
     try:
         status = int(args.handler(args))

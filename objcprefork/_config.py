@@ -45,6 +45,11 @@ class ConfigError(ValueError):
     """A bad configuration value; the message names its source."""
 
 
+class Unreadable(ConfigError):
+    """A config file that cannot be read at all (missing, no permission): an
+    I/O problem rather than a bad value (the command line's exit status 3)."""
+
+
 def user_config_path(environ: "Mapping[str, str]") -> str | None:
     """The XDG config file, or None without an absolute place for it: a
     relative XDG_CONFIG_HOME falls back to ~/.config (the XDG spec), and a
@@ -171,7 +176,7 @@ def read_file(path: str, config: Config) -> None:
     try:
         text = _read_bounded(path).decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"{escape(path)}: cannot read it: {exc.strerror or exc}") from None
+        raise Unreadable(f"{escape(path)}: cannot read it: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{escape(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})"
                           ) from None
@@ -244,9 +249,9 @@ def load(environ: "Mapping[str, str]",
     Without on_error the first problem raises ConfigError and nothing is used;
     with it, each bad source is reported to on_error and skipped.
     """
-    def problem(message: str) -> None:
-        exc = ConfigError(message)
-        config.problems.append(message)
+    def problem(message: str | ConfigError) -> None:
+        exc = message if isinstance(message, ConfigError) else ConfigError(message)
+        config.problems.append(str(exc))
         if on_error is None:
             raise exc
         on_error(exc)
@@ -289,7 +294,7 @@ def load(environ: "Mapping[str, str]",
         try:
             read_file(path, config)
         except ConfigError as exc:
-            problem(str(exc))
+            problem(exc)
     if "OBJCPREFORK_FRAMEWORKS" in env:  # names only, as in a config file
         from ._frameworks import validate_framework_names
 

@@ -30,7 +30,10 @@ def validate_name(name: object) -> str:
     elif not all(part.replace("$", "_").isidentifier() for part in name.split(".")):
         # Identifier characters ('$' included, as clang allows), and dots for
         # Swift's Module.Class names.
-        problem = "it holds characters a class name cannot (letters, digits, _, $ and . only)"
+        digit = any(part[:1].isdigit() for part in name.split("."))
+        problem = (f"{'it starts with a digit' if digit else 'it holds other characters'}: "
+                   "a class name is a letter, _ or $, then letters, digits, _ and $ (with . "
+                   "between the parts of Swift's Module.Class)")
     if problem:
         raise ValueError(f"invalid Objective-C class name {_shown(name)}: {problem}")
     return name

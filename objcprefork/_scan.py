@@ -18,9 +18,21 @@ def scan(image: str | None = None) -> dict[str, list[tuple[str, str]]]:
     return {where: sorted(found[where]) for where in sorted(found)}
 
 
-def render(found: dict[str, list[tuple[str, str]]]) -> str:
+def nothing_found(image: str | None) -> str:
+    """Why scan found nothing: no class loaded, no image matching, or none to force."""
+    images = {row["image"] or "(unknown image)" for row in core.inspect(None)}
+    if not images:
+        return ("no Objective-C class is loaded in this process (is the runtime loaded? "
+                "--framework NAME loads one)")
+    if image is not None and not any(image in where for where in images):
+        return f"no loaded image matches {image!r} ({len(images)} images are loaded)"
+    where = f" in the images matching {image!r}" if image is not None else ""
+    return f"no loaded class{where} has a non-trivial +initialize"
+
+
+def render(found: dict[str, list[tuple[str, str]]], image: str | None = None) -> str:
     if not found:
-        return "no loaded class has a non-trivial +initialize (is the runtime loaded?)"
+        return nothing_found(image)
     lines = []
     for where, classes in found.items():
         lines.append(f"{where} ({len(classes)})")
