@@ -2,8 +2,9 @@
 
 Exit status: 0 ok; 1 nothing found, or not protected; 2 usage or bad
 configuration; 3 a file cannot be read or written. `run` exits as its
-command did (and dies by the same signal). Errors are one line on stderr, never a traceback; a closed
-stdout (`| head`) ends quietly with 141, as a shell reports SIGPIPE."""
+command did (and dies by the same signal). Errors are one line on stderr,
+never a traceback; a closed stdout (`| head`) ends quietly with 141, as a
+shell reports SIGPIPE."""
 
 from __future__ import annotations
 

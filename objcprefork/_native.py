@@ -56,7 +56,7 @@ try:
 except ImportError as exc:  # exercised by the inert-core test runs
     import zipimport
 
-    if isinstance(__loader__, zipimport.zipimporter):  # python -m zipapp: no extension
+    if isinstance(__spec__.loader, zipimport.zipimporter):  # python -m zipapp: no extension
         core = InertCore("the native core cannot load from inside a zip archive: build the app "
                          "with shiv or pex, or run it under `objcprefork run`", tell=True)
     else:
