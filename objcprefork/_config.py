@@ -256,13 +256,10 @@ def load(environ: "Mapping[str, str]",
             raise exc
         on_error(exc)
 
-    def note(message: str) -> None:  # about start-up only: never refuses the rest
-        config.problems.append(message)
-        if on_error is not None:
-            on_error(ConfigError(message))
-
     config = Config()
-    config.active, config.activation = switched_on(environ, note)
+    # Kept for doctor, never raised: they concern start-up alone, whose first
+    # step (_objcprefork_start) has warned already.
+    config.active, config.activation = switched_on(environ, config.problems.append)
     if is_setugid():  # the switch and the defaults, nothing else
         config.setid = True
         config.activation += "; set-id: other variables and files ignored"
