@@ -86,10 +86,14 @@ def switched_on(environ: "Mapping[str, str]" = os.environ,
                 warn: "Callable[[str], None] | None" = None) -> "tuple[bool, str]":
     """Whether start-up activation is on, and what decided it: OBJCPREFORK
     when set (a true word), else a trusted enable marker. warn(message) hears
-    of a marker refused."""
+    of a marker refused, and of a value that is neither a true nor a false word."""
     value = environ.get("OBJCPREFORK")
     if value is not None:
-        return truth(value) is True, f"OBJCPREFORK={value!r}"
+        on = truth(value)
+        if on is None and value.strip() and warn is not None:  # a typo ("ture") is off, loudly
+            warn(f"OBJCPREFORK={value!r} is neither true ({', '.join(TRUE_VALUES)}) nor "
+                 f"false ({', '.join(FALSE_VALUES)}): start-up activation is off")
+        return on is True, f"OBJCPREFORK={value!r}"
     marker = enable_marker()
     try:
         problem = distrust(os.stat(marker))

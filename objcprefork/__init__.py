@@ -96,6 +96,11 @@ def _install(names: "Mapping[str, str]", frameworks: "Iterable[str]" = (), *,
              allow_paths: bool = False, child_core_dumps: bool | None = None) -> None:
     """Add names (class -> source) to the list and switch objcprefork on."""
     global _hooked
+    if isinstance(core, InertCore) and core.tell:
+        core.tell = False
+        import sys
+
+        sys.stderr.write(f"objcprefork: warning: {core.reason}\n")
     if frameworks:
         from ._frameworks import load_frameworks
 

@@ -1,9 +1,10 @@
 """The objcprefork command (also `python -m objcprefork`).
 
 Exit status: 0 ok; 1 nothing found, or not protected; 2 usage or bad
-configuration; 3 an I/O problem. `run` exits as its command did (and dies by
-the same signal). Errors are one line on stderr, never a traceback; a closed
-stdout (`| head`) ends quietly with 141, as a shell reports SIGPIPE."""
+configuration; 3 a file cannot be read or written. `run` exits as its
+command did (and dies by the same signal). Errors are one line on stderr,
+never a traceback; a closed stdout (`| head`) ends quietly with 141, as a
+shell reports SIGPIPE."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ class Failure(Exception):
         self.status = status
 
 
+def config_failure(exc: ValueError) -> Failure:
+    """A config file refused: status 3 if it cannot be read at all, as any
+    file (docs/cli.md, "Exit status"), 2 if what it says is refused."""
+    from ._config import Unreadable
+
+    return Failure(str(exc), IO if isinstance(exc, Unreadable) else USAGE)
+
+
 def bootstrap_dir() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
 
@@ -59,7 +68,7 @@ def launcher_environment(args: argparse.Namespace, environ: dict[str, str]) -> d
     try:
         config = load(env)
     except ConfigError as exc:
-        raise Failure(str(exc), USAGE) from None
+        raise config_failure(exc) from None
     config.add(named, "objcprefork run")
     env.update(launcher_variables(config), OBJCPREFORK="1", OBJCPREFORK_CONFIG="-",
                OBJCPREFORK_DEFAULTS="0" if args.no_defaults or config.defaults is False
@@ -165,17 +174,18 @@ def command_run(args: argparse.Namespace) -> int:
 def command_enable(args: argparse.Namespace) -> int:
     """Switch start-up activation on for every Python of this environment,
     without a variable: a marker next to objcprefork.pth, which its line stats."""
-    from _objcprefork_start import enable_marker
+    from _objcprefork_start import distrust, enable_marker
 
-    from ._files import write_marker
+    from ._files import startup_files_problem, write_marker
 
     marker = enable_marker()
-    folder = os.path.dirname(marker)
-    if not os.path.exists(os.path.join(folder, "objcprefork.pth")):
-        raise Failure(f"objcprefork's start-up files are not installed next to {escape(folder)} "
-                      "(an editable install has none): install the wheel", IO)
+    problem = startup_files_problem()
+    if problem and args.enable:
+        raise Failure(f"not enabled: {problem}", USAGE)
     try:
-        if args.enable:
+        if args.enable and os.path.exists(marker) and not distrust(os.stat(marker)):
+            print(f"objcprefork: already enabled ({escape(marker)})")
+        elif args.enable:
             write_marker(marker)
             print(f"objcprefork: enabled for every Python start of this environment "
                   f"({escape(marker)})")
@@ -211,10 +221,11 @@ def command_doctor(args: argparse.Namespace) -> int:
 
 
 def command_scan(args: argparse.Namespace) -> int:
-    from ._scan import load_for_scan, render, scan
+    from ._frameworks import load_frameworks
+    from ._scan import render, scan
 
     try:
-        load_for_scan(args.framework)
+        load_frameworks(args.framework, allow_paths=True)
     except ValueError as exc:
         raise Failure(str(exc), USAGE) from None
     found = scan(args.image)
@@ -222,7 +233,7 @@ def command_scan(args: argparse.Namespace) -> int:
                                                        for name, owner in classes]}
                          for image, classes in found.items()],
               "count": sum(len(classes) for classes in found.values())}
-    emit(report, render(found), args.json)
+    emit(report, render(found, args.image), args.json)
     if args.write:
         write_scan(args, found)
     return OK if found else NOT_FOUND
@@ -231,16 +242,16 @@ def command_scan(args: argparse.Namespace) -> int:
 def write_scan(args: argparse.Namespace, found: dict[str, list[tuple[str, str]]]) -> None:
     from ._config import ConfigError
     from ._files import write_scan as write
-    from ._frameworks import SONAME
-
     # Only valid names reach the file, and paths only inside quoted comments:
     # nothing the runtime or a path supplies can add a key.
     classes = tuple(dict.fromkeys(name for names in found.values() for name, _owner in names
                                   if is_class_name(name)))
-    names = tuple(dict.fromkeys(f for f in args.framework if "/" not in f and (
-        sys.platform == "darwin" or SONAME.fullmatch(f))))
+    names = tuple(dict.fromkeys(f for f in args.framework if "/" not in f))
     comments = [f"scanned {p} (a path: load it in your app; the config takes names)"
                 for p in args.framework if "/" in p]
+    folder = os.path.dirname(os.path.abspath(args.write))
+    if not os.path.isdir(folder):  # a mistyped path creates no folder
+        raise Failure(f"cannot write {escape(args.write)}: no folder {escape(folder)}", IO)
     try:
         write(args.write, classes, names, comments)
     except ConfigError as exc:
@@ -286,7 +297,7 @@ def command_explain(args: argparse.Namespace) -> int:
             try:
                 read_file(path, Config())
             except ConfigError as exc:
-                raise Failure(str(exc), USAGE) from None
+                raise config_failure(exc) from None
             environ["OBJCPREFORK_CONFIG"] = path
         else:  # appended to, so created: nothing listed in it yet, and no other file
             environ["OBJCPREFORK_CONFIG"] = "-"
@@ -301,7 +312,7 @@ def command_explain(args: argparse.Namespace) -> int:
         "config": target,
         **extra,
     }
-    emit(report, explanation(report), args.json)
+    emit(report, explanation(report, appending=args.append), args.json)
     wanted = tuple(dict.fromkeys(classes + children))
     if args.append and wanted:
         record(target, wanted, "explain")
@@ -341,8 +352,8 @@ def counted(tally: Tally, name: str) -> dict[str, object]:
             "last": max(tally.last[r] for r in raw).strftime("%Y-%m-%d %H:%M:%S %z")}
 
 
-def explanation(report: Mapping[str, Any]) -> str:
-    """explain's text, from the report --json prints."""
+def explanation(report: Mapping[str, Any], appending: bool = False) -> str:
+    """explain's text, from the report --json prints (appending: under --append)."""
     kind, classes = report["format"], report["classes"]
     children, unfixable = report["initialized_by_children"], report["look_alikes"]
     lines = []
@@ -374,8 +385,9 @@ def explanation(report: Mapping[str, Any]) -> str:
                   f"  config file ({escape(report['config'])}):  classes = [{joined}]",
                   f"  environment:  OBJCPREFORK_CLASSES={','.join(missing)}",
                   f"  launcher:     objcprefork run --classes {','.join(missing)} -- CMD",
-                  f"  in the app:   objcprefork.add_classes([{joined}])",
-                  "  or run this again with --append to write them to the config file."]
+                  f"  in the app:   objcprefork.add_classes([{joined}])"]
+        if not appending:
+            lines.append("  or run this again with --append to write them to the config file.")
     elif classes:
         lines.append("They are listed: was objcprefork active in that process? "
                      "Check with `objcprefork run -- objcprefork doctor`.")
@@ -400,7 +412,8 @@ def parser() -> argparse.ArgumentParser:
         description="Keep forked children alive on macOS: run Objective-C +initialize "
                     "before every fork().",
         epilog="Exit status: 0 ok, 1 nothing found or not protected, 2 usage or bad "
-               "configuration, 3 an I/O problem; `run` exits as its command did.")
+               "configuration, 3 a file cannot be read or written; `run` exits as its "
+               "command did.")
     from . import __version__
 
     top.add_argument("--version", action="version", version=f"objcprefork {__version__}")
@@ -424,21 +437,34 @@ def parser() -> argparse.ArgumentParser:
                      help="run CMD once as a child, with the runtime logging every "
                           "+initialize and the check off for that run, and record the classes "
                           "its fork children needed in the config file")
-    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...",
+                     help="the command to run, after --; it replaces this process")
     run.set_defaults(handler=command_run)
 
     for name, on in (("enable", True), ("disable", False)):
         switch = sub.add_parser(
             name, help=f"switch start-up activation {'on' if on else 'off'} for every Python "
-                       "of this environment, without a variable")
+                       "of this environment, without a variable",
+            description="Write a marker next to objcprefork's .pth so that every Python start "
+                        "of this environment activates it without OBJCPREFORK=1 (OBJCPREFORK=0 "
+                        "still wins); for launchd, cron, IDEs." if on
+            else "Remove the marker enable wrote.")
         switch.set_defaults(handler=command_enable, enable=on)
 
-    doctor = sub.add_parser("doctor", help="is this process protected? (exit 0 if so)")
+    doctor = sub.add_parser(
+        "doctor", help="is this process protected? (exit 0 if so)",
+        description="Report whether this process is protected: runtime, whether Apple's check "
+                    "applies and why, how objcprefork was switched on, each class with its "
+                    "state, source and image; exit 0 if protected. Run it as `objcprefork run "
+                    "-- objcprefork doctor` to see what your program sees.")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(handler=command_doctor)
 
-    scan = sub.add_parser("scan", help="list loaded classes with a non-trivial +initialize, "
-                                       "without initializing any")
+    scan = sub.add_parser(
+        "scan", help="list loaded classes with a non-trivial +initialize, without initializing "
+                     "any",
+        description="List loaded classes whose +initialize is non-trivial, grouped by image, "
+                    "reading method lists only: nothing is initialized.")
     scan.add_argument("--image", metavar="SUBSTRING", help="only images whose path contains it")
     scan.add_argument("--framework", action="append", default=[], metavar="NAME",
                       help="load this framework, library or path first (repeatable)")
@@ -446,9 +472,13 @@ def parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", action="store_true", help="print the result as JSON")
     scan.set_defaults(handler=command_scan)
 
-    explain = sub.add_parser("explain", help="explain a crash from stderr text, a .crash or "
-                                             "an .ips report, an initialize log, a core file, "
-                                             "or the crash-report folders")
+    explain = sub.add_parser(
+        "explain", help="explain a crash from stderr text, a .crash or an .ips report, an "
+                        "initialize log, a core file, or the crash-report folders",
+        description="Find Apple's fork-safety message in stderr text, a .crash or .ips report, "
+                    "an initialize log or a core file, or in the crash-report folders; name the "
+                    "classes, say whether they are listed, print the lines that add them, and "
+                    "recognise look-alikes that no list fixes.")
     explain.add_argument("file", nargs="?", metavar="FILE",
                          help="the report, log or core file; - or none: stdin")
     explain.add_argument("--reports", nargs="*", metavar="FOLDER",
@@ -467,7 +497,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)  # usage errors: argparse's own line, status 2
+    top = parser()
+    args, unknown = top.parse_known_args(argv)  # usage errors: argparse's own line, status 2
+    if unknown:  # with the usage of the subcommand they were given to, not the top-level one
+        sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[args.subcommand].error(f"unrecognized arguments: {' '.join(unknown)}")
     name = f"objcprefork {args.subcommand}"
     try:
         status = int(args.handler(args))

@@ -21,8 +21,6 @@ Who is heard, in one place (README, "Activation rules"):
 At start-up a bad source is skipped with one warning line; through the API it
 raises ValueError (ConfigError)."""
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -47,7 +45,12 @@ class ConfigError(ValueError):
     """A bad configuration value; the message names its source."""
 
 
-def user_config_path(environ: Mapping[str, str]) -> str | None:
+class Unreadable(ConfigError):
+    """A config file that cannot be read at all (missing, no permission): an
+    I/O problem rather than a bad value (the command line's exit status 3)."""
+
+
+def user_config_path(environ: "Mapping[str, str]") -> str | None:
     """The XDG config file, or None without an absolute place for it: a
     relative XDG_CONFIG_HOME falls back to ~/.config (the XDG spec), and a
     relative HOME gives no file, as the current directory never supplies one."""
@@ -57,7 +60,7 @@ def user_config_path(environ: Mapping[str, str]) -> str | None:
     return os.path.join(base, "objcprefork", "config.toml") if os.path.isabs(base) else None
 
 
-def active_config_path(environ: Mapping[str, str]) -> str | None:
+def active_config_path(environ: "Mapping[str, str]") -> str | None:
     """Where the configuration is read from, and so where learnt classes go:
     OBJCPREFORK_CONFIG when set and absolute, else the user's file."""
     explicit = environ.get("OBJCPREFORK_CONFIG", "")
@@ -84,7 +87,7 @@ class Config:
     def classes(self) -> tuple[str, ...]:
         return tuple(self.sources)
 
-    def add(self, names: Iterable[str], source: str | Mapping[str, str]) -> None:
+    def add(self, names: "Iterable[str]", source: "str | Mapping[str, str]") -> None:
         """Add names, each labelled source (or source[name] when it has one)."""
         for name in names:
             label = source if isinstance(source, str) else source.get(name, LAUNCHER)
@@ -173,7 +176,7 @@ def read_file(path: str, config: Config) -> None:
     try:
         text = _read_bounded(path).decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"{escape(path)}: cannot read it: {exc.strerror or exc}") from None
+        raise Unreadable(f"{escape(path)}: cannot read it: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{escape(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})"
                           ) from None
@@ -239,22 +242,24 @@ def parse(text: str, path: str, config: Config) -> None:
     config.frameworks = valid["frameworks"]
 
 
-def load(environ: Mapping[str, str],
-         on_error: Callable[[ConfigError], None] | None = None) -> Config:
+def load(environ: "Mapping[str, str]",
+         on_error: "Callable[[ConfigError], None] | None" = None) -> Config:
     """Merge the environment and the config file.
 
     Without on_error the first problem raises ConfigError and nothing is used;
     with it, each bad source is reported to on_error and skipped.
     """
-    def problem(message: str) -> None:
-        exc = ConfigError(message)
-        config.problems.append(message)
+    def problem(message: str | ConfigError) -> None:
+        exc = message if isinstance(message, ConfigError) else ConfigError(message)
+        config.problems.append(str(exc))
         if on_error is None:
             raise exc
         on_error(exc)
 
     config = Config()
-    config.active, config.activation = switched_on(environ, problem)
+    # Kept for doctor, never raised: they concern start-up alone, whose first
+    # step (_objcprefork_start) has warned already.
+    config.active, config.activation = switched_on(environ, config.problems.append)
     if is_setugid():  # the switch and the defaults, nothing else
         config.setid = True
         config.activation += "; set-id: other variables and files ignored"
@@ -269,6 +274,7 @@ def load(environ: Mapping[str, str],
     explicit = env.get("OBJCPREFORK_CONFIG") if files else None
     if explicit == "-":  # no file: `objcprefork run` read it already, for everyone
         files, explicit = False, None
+        config.path = env.get("OBJCPREFORK_LAUNCHER_CONFIG") or None  # for doctor
     if explicit and not os.path.isabs(explicit):
         problem(f"OBJCPREFORK_CONFIG={explicit!r} is relative: the current directory never "
                 "supplies the configuration")
@@ -285,7 +291,7 @@ def load(environ: Mapping[str, str],
         try:
             read_file(path, config)
         except ConfigError as exc:
-            problem(str(exc))
+            problem(exc)
     if "OBJCPREFORK_FRAMEWORKS" in env:  # names only, as in a config file
         from ._frameworks import validate_framework_names
 
@@ -314,7 +320,7 @@ def load(environ: Mapping[str, str],
     return config
 
 
-def launcher_sources(environ: Mapping[str, str]) -> str | dict[str, str]:
+def launcher_sources(environ: "Mapping[str, str]") -> str | dict[str, str]:
     """How to label OBJCPREFORK_CLASSES: under `objcprefork run`, each class
     with the source the launcher read it from (OBJCPREFORK_LAUNCHER, JSON
     {source: [names]}), else "objcprefork run"; elsewhere, the variable."""
@@ -332,11 +338,13 @@ def launcher_sources(environ: Mapping[str, str]) -> str | dict[str, str]:
 
 def launcher_variables(config: Config) -> dict[str, str]:
     """The variables through which the launcher hands config's classes, with
-    their sources, to every Python under it (read back by load())."""
+    their sources, and the config file it read, to every Python under it
+    (read back by load())."""
     import json
 
     groups: dict[str, list[str]] = {}
     for name, source in config.sources.items():
         groups.setdefault(source, []).append(name)
     return {"OBJCPREFORK_CLASSES": ",".join(config.sources),
-            "OBJCPREFORK_LAUNCHER": json.dumps(groups, separators=(",", ":"))}
+            "OBJCPREFORK_LAUNCHER": json.dumps(groups, separators=(",", ":")),
+            "OBJCPREFORK_LAUNCHER_CONFIG": config.path or ""}

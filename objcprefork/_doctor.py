@@ -13,6 +13,7 @@ import objcprefork
 from _objcprefork_start import is_setugid
 
 from . import _startup
+from ._files import startup_files_problem
 from ._native import core
 
 # OBJC_DISABLE_INITIALIZE_FORK_SAFETY, parsed once at process start (objc-env.h,
@@ -183,6 +184,7 @@ def collect(cores: str = CORES) -> dict[str, Any]:
     settings = load(os.environ, on_error=lambda exc: None)  # problems are kept in it
     rows = core.inspect(tuple(c.name for c in status.classes))
     images = {row["name"]: row["image"] for row in rows}
+    guesses = status.did_you_mean()
     applies, facts = enforcement()
     problems = []
     if applies is not False:
@@ -214,13 +216,14 @@ def collect(cores: str = CORES) -> dict[str, Any]:
         "installed": status.installed,
         "activated_by": _startup.activated_by,
         "activation": settings.activation,
+        "startup_files": startup_files_problem(),
         "config_file": settings.path,
         "config_problems": settings.problems,
         "child_core_dumps": status.child_core_dumps,
         "python_cores": [{"path": path, "size": size, "on_disk": on_disk}
                          for path, size, on_disk in python_cores(cores)],
         "classes": [{"name": c.name, "state": c.state, "source": c.source,
-                     "image": images.get(c.name)}
+                     "image": images.get(c.name), "did_you_mean": guesses.get(c.name)}
                     for c in status.classes],
         "load_signal": status.load_signal,
         "check_off": status.check_off,
@@ -241,12 +244,14 @@ def render(report: dict[str, Any]) -> str:
         + (f", forcing with {report['forcing_call']}" if report["forcing_call"] else ""),
         f"restricted:   {report['restricted'] or 'no'}",
         f"start-up:     {report['activation']}",
+        *([f"              - {report['startup_files']}"] if report["startup_files"] else []),
         f"config file:  {report['config_file'] or 'none'}",
         *(f"              - problem: {p}" for p in report["config_problems"]),
         f"enforcement:  {enforced[report['enforcement']]}",
         *(f"              - {fact}" for fact in report["enforcement_facts"]),
         f"classes:      {len(report['classes'])}",
-        *(f"              {c['name']:<32} {c['state']:<12} {c['source']:<20} {c['image'] or ''}"
+        *(f"              {c['name']:<32} {c['state']:<12} {c['source']:<20} "
+          + (f"did you mean {c['did_you_mean']}?" if c["did_you_mean"] else c["image"] or "")
           for c in report["classes"]),
         "new classes:  " + (f"told by {report['load_signal']}" if report["load_signal"]
                             else "looked for before every fork from Python"),

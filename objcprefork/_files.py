@@ -191,3 +191,23 @@ def write_scan(path: str, classes: tuple[str, ...], frameworks: tuple[str, ...],
 
 def write_marker(path: str) -> None:
     update(path, lambda old: None if old == MARKER_TEXT else MARKER_TEXT)
+
+
+def startup_files_problem() -> str | None:
+    """Why objcprefork's .pth, .start and enable marker have no effect in this
+    install, or None. site reads them only in a site-packages folder: an
+    editable install or a source tree on sys.path has them elsewhere."""
+    import site
+
+    from _objcprefork_start import enable_marker
+
+    folder = os.path.dirname(enable_marker())
+    sites = [*site.getsitepackages(), site.getusersitepackages()]
+    if os.path.realpath(folder) not in map(os.path.realpath, sites):
+        return (f"objcprefork runs from {folder}, not from a site-packages folder (an editable "
+                "install, or a source tree on sys.path), where site never reads its .pth or "
+                "the enable marker: install it with `pip install .` (not -e), or use "
+                "`objcprefork run -- CMD` or `import objcprefork.auto`")
+    if not os.path.exists(os.path.join(folder, "objcprefork.pth")):
+        return f"objcprefork's start-up files are not installed in {folder}: install the wheel"
+    return None

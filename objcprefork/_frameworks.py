@@ -20,7 +20,8 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False
                              ) -> tuple[str, ...]:
-    """Framework names (macOS: "Foundation"; elsewhere a soname: "libfoo.so.1").
+    """Framework names (macOS: "Foundation"; elsewhere a soname, "libfoo.so.1",
+    or a short name, "foo" for lib<foo>.so*: see candidates()).
 
     Paths are accepted only when allow_paths (the Python API), never from
     configuration."""
@@ -40,9 +41,6 @@ def validate_framework_names(names: Iterable[str], *, allow_paths: bool = False
                              "the Python API; configuration takes a name")
         if not name or name[0] == "." or not set(name) <= _NAME_CHARS:
             raise ValueError(f"invalid framework name {name!r}: letters, digits and ._+- only")
-        if sys.platform != "darwin" and not SONAME.fullmatch(name):
-            raise ValueError(f"invalid library name {name!r}: off macOS a framework is a "
-                             "library soname, lib*.so[.N...]")
         valid.append(name)
     return tuple(dict.fromkeys(valid))
 
@@ -65,20 +63,32 @@ def library_folders() -> list[str]:
     return list(dict.fromkeys(folders))
 
 
-def candidates(name: str) -> list[str]:
+def candidates(name: str) -> tuple[list[str], str]:
+    """The files a framework name means, in the order to try them, and the
+    pattern tried: the one meaning for scan --framework, the config file,
+    OBJCPREFORK_FRAMEWORKS and install(frameworks=...). A path is itself;
+    on macOS a name is a system framework; elsewhere a soname is that file,
+    and a short name, "gnustep-base", is lib<name>.so*, newest first."""
     if "/" in name:
-        return [name]
-    if sys.platform != "darwin":
+        return [name], name
+    if sys.platform == "darwin":
+        return [f"{folder}/{name}.framework/{name}" for folder in FRAMEWORK_FOLDERS], name
+    if SONAME.fullmatch(name):
         return [os.path.join(folder, name) for folder in library_folders()
-                if os.path.isfile(os.path.join(folder, name))]
-    return [f"{folder}/{name}.framework/{name}" for folder in FRAMEWORK_FOLDERS]
+                if os.path.isfile(os.path.join(folder, name))], name
+    import glob
+
+    pattern = f"lib{glob.escape(name)}.so*"
+    found = [path for folder in library_folders()
+             for path in glob.glob(os.path.join(glob.escape(folder), pattern))]
+    return sorted(found, key=lambda path: (len(path), path), reverse=True), f"lib{name}.so*"
 
 
 def load_frameworks(names: Iterable[str], *, allow_paths: bool = False) -> None:
     """Load each framework; ValueError names the first one that cannot be loaded,
     and what was tried."""
     for name in validate_framework_names(names, allow_paths=allow_paths):
-        load_first(name, candidates(name), name)
+        load_first(name, *candidates(name))
 
 
 def load_first(name: str, paths: list[str], tried: str) -> None:

@@ -6,6 +6,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 MAX_NAME_BYTES = 255
+MAX_GUESSED = 16  # listed names not loaded that close_names() looks at: diagnostics stay fast
 
 
 def _shown(value: object) -> str:
@@ -29,7 +30,10 @@ def validate_name(name: object) -> str:
     elif not all(part.replace("$", "_").isidentifier() for part in name.split(".")):
         # Identifier characters ('$' included, as clang allows), and dots for
         # Swift's Module.Class names.
-        problem = "it holds characters a class name cannot (letters, digits, _, $ and . only)"
+        digit = any(part[:1].isdigit() for part in name.split("."))
+        problem = (f"{'it starts with a digit' if digit else 'it holds other characters'}: "
+                   "a class name is a letter, _ or $, then letters, digits, _ and $ (with . "
+                   "between the parts of Swift's Module.Class)")
     if problem:
         raise ValueError(f"invalid Objective-C class name {_shown(name)}: {problem}")
     return name
@@ -76,3 +80,26 @@ def merge(*lists: "Iterable[str]") -> tuple[str, ...]:
 def split_names(text: str) -> tuple[str, ...]:
     """Split 'A, B C' (commas and/or whitespace) into validated names."""
     return validate_names(text.replace(",", " ").split())
+
+
+def close_names(wanted: "Iterable[str]", known: "Iterable[str]") -> dict[str, str]:
+    """{name: the known name it is most likely a typo of}, for the first
+    MAX_GUESSED wanted names: "NSDaet" -> "NSDate". Case is ignored, and only
+    names within two characters of its length are compared, so that a
+    runtime's tens of thousands of classes stay cheap."""
+    wanted = list(wanted)[:MAX_GUESSED]
+    if not wanted:
+        return {}
+    import difflib
+
+    by_length: dict[int, dict[str, str]] = {}
+    for name in known:
+        by_length.setdefault(len(name), {}).setdefault(name.lower(), name)
+    found = {}
+    for name in wanted:
+        pool = {lower: original for size in range(len(name) - 2, len(name) + 3)
+                for lower, original in by_length.get(size, {}).items()}
+        match = difflib.get_close_matches(name.lower(), pool, n=1, cutoff=0.8)
+        if match and pool[match[0]] != name:
+            found[name] = pool[match[0]]
+    return found

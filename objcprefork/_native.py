@@ -12,8 +12,9 @@ class InertCore:
 
     STATES: "tuple[ClassState, ...]" = ("pending", "initialized", "not loaded", "blocked")
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, tell: bool = False) -> None:
         self.reason = reason
+        self.tell = tell  # install() says why on stderr, once: protection was expected
         self._sources: dict[str, str] = {}
 
     def set_table(self, classes: dict[str, str], append: bool = False, /) -> None:
@@ -53,4 +54,10 @@ try:
 
     core = _objcprefork
 except ImportError as exc:  # exercised by the inert-core test runs
-    core = InertCore(f"the native core is not available ({exc})")
+    import zipimport
+
+    if isinstance(__spec__.loader, zipimport.zipimporter):  # python -m zipapp: no extension
+        core = InertCore("the native core cannot load from inside a zip archive: build the app "
+                         "with shiv or pex, or run it under `objcprefork run`", tell=True)
+    else:
+        core = InertCore(f"the native core is not available ({exc})")

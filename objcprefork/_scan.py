@@ -3,34 +3,7 @@ child, found without running any +initialize."""
 
 from __future__ import annotations
 
-import os
-import sys
-
-from ._frameworks import (
-    SONAME,
-    library_folders,
-    load_first,
-    load_frameworks,
-    validate_framework_names,
-)
 from ._native import core
-
-
-def load_for_scan(names: list[str]) -> None:
-    """Load what scan --framework names: as the API would (paths too), and
-    off macOS a short name, "gnustep-base", as lib<name>.so*, newest first."""
-    import glob
-
-    for name in names:
-        if "/" in name or sys.platform == "darwin" or SONAME.fullmatch(name):
-            load_frameworks([name], allow_paths=True)
-            continue
-        validate_framework_names([f"lib{name}.so"])  # its characters
-        found = (path for folder in library_folders()
-                 for path in glob.glob(os.path.join(glob.escape(folder),
-                                                    f"lib{glob.escape(name)}.so*")))
-        load_first(name, sorted(found, key=lambda path: (len(path), path), reverse=True),
-                   f"lib{name}.so*")
 
 
 def scan(image: str | None = None) -> dict[str, list[tuple[str, str]]]:
@@ -45,9 +18,21 @@ def scan(image: str | None = None) -> dict[str, list[tuple[str, str]]]:
     return {where: sorted(found[where]) for where in sorted(found)}
 
 
-def render(found: dict[str, list[tuple[str, str]]]) -> str:
+def nothing_found(image: str | None) -> str:
+    """Why scan found nothing: no class loaded, no image matching, or none to force."""
+    images = {row["image"] or "(unknown image)" for row in core.inspect(None)}
+    if not images:
+        return ("no Objective-C class is loaded in this process (is the runtime loaded? "
+                "--framework NAME loads one)")
+    if image is not None and not any(image in where for where in images):
+        return f"no loaded image matches {image!r} ({len(images)} images are loaded)"
+    where = f" in the images matching {image!r}" if image is not None else ""
+    return f"no loaded class{where} has a non-trivial +initialize"
+
+
+def render(found: dict[str, list[tuple[str, str]]], image: str | None = None) -> str:
     if not found:
-        return "no loaded class has a non-trivial +initialize (is the runtime loaded?)"
+        return nothing_found(image)
     lines = []
     for where, classes in found.items():
         lines.append(f"{where} ({len(classes)})")

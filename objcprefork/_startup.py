@@ -2,8 +2,6 @@
 file and the launcher's sitecustomize all call activate(). Idempotent, and it
 never raises: a problem is one warning line on stderr, and start-up goes on."""
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -104,6 +102,9 @@ def report(how: str) -> str:
 
     st = status()
     runtime = st.runtime or f"none ({st.runtime_missing})"
+    guesses = "".join(f"; {name}: did you mean {loaded}?"
+                      for name, loaded in st.did_you_mean().items())
     return (f"objcprefork: installed ({how}); runtime {runtime}; "
             f"{len(st.classes)} classes: {len(st.names('initialized'))} initialized, "
-            f"{len(st.names('pending'))} pending, {len(st.names('not loaded'))} not loaded")
+            f"{len(st.names('pending'))} pending, {len(st.names('not loaded'))} not loaded"
+            f"{guesses}")

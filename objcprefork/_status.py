@@ -104,6 +104,19 @@ class Status(_Frozen):
         """The listed classes in the given state."""
         return tuple(c.name for c in self.classes if c.state == state)
 
+    def did_you_mean(self) -> dict[str, str]:
+        """{listed class not loaded: a loaded class whose name differs by a typo},
+        defaults aside (a default class that is not loaded is no mistake). It
+        enumerates the loaded classes: for diagnostics, not for a hot path."""
+        missing = [c.name for c in self.classes
+                   if c.state == "not loaded" and c.source != "defaults"]
+        if not missing:
+            return {}
+        from ._names import close_names
+        from ._native import core
+
+        return close_names(missing, (row["name"] for row in core.inspect(None)))
+
     def __str__(self) -> str:
         lines = [
             f"objcprefork: {'installed' if self.installed else 'not installed'}",
@@ -114,10 +127,12 @@ class Status(_Frozen):
         if self.check_off:
             lines.append(f"Apple's check is off: {self.check_off}")
         order: tuple[ClassState, ...] = ("initialized", "pending", "blocked", "not loaded")
+        guesses = self.did_you_mean()
         for state in order:
             names = self.names(state)
             if names:
-                lines.append(f"{state} ({len(names)}): {', '.join(names)}")
+                lines.append(f"{state} ({len(names)}): " + ", ".join(
+                    f"{n} (did you mean {guesses[n]}?)" if n in guesses else n for n in names))
         if not self.classes:
             lines.append("classes: none listed")
         return "\n".join(lines)

@@ -43,10 +43,11 @@ def test_valid_names(good):
     ("NS\0String", ValueError, "NUL"),
     ("é" * 128, ValueError, "255 bytes"),
     ("x" * 256, ValueError, "255 bytes"),
-    ("1Class", ValueError, "characters"),
-    ("NS-String", ValueError, "characters"),
-    ("Module.", ValueError, "characters"),
-    ("\ud800", ValueError, "characters"),
+    ("1Class", ValueError, "it starts with a digit: a class name is a letter, _ or $"),
+    ("MyApp.2View", ValueError, "it starts with a digit"),
+    ("NS-String", ValueError, "other characters"),
+    ("Module.", ValueError, "other characters"),
+    ("\ud800", ValueError, "other characters"),
     (b"NSString", TypeError, "bytes"),
     (None, TypeError, "NoneType"),
     (42, TypeError, "int"),
@@ -168,3 +169,14 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tmp_path.parent)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_close_names_finds_typos_only():
+    from objcprefork._names import MAX_GUESSED, close_names
+
+    known = ["NSDate", "NSData", "NSURL", "NSString", "NSMutableString", "FXAlpha"]
+    assert close_names(["NSDaet", "NSUrl", "NSStrnig", "Unrelated", "NSDate"], known) == {
+        "NSDaet": "NSDate", "NSUrl": "NSURL", "NSStrnig": "NSString"}
+    assert close_names([], known) == {}
+    typos = [f"FXAlph{letter}" for letter in "bcdefghijklmnopqrstuvwxyz"]
+    assert len(close_names(typos, known)) == MAX_GUESSED < len(typos)

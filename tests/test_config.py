@@ -71,8 +71,9 @@ def test_lenient_loading_skips_only_the_bad_source(tmp_path):
                    "OBJCPREFORK_DEFAULTS": "0"}, on_error=seen.append)
     assert config.classes == ("FromFile",) and config.defaults is False
     assert [str(e) for e in seen] == [
-        "OBJCPREFORK_CLASSES: invalid Objective-C class name 'B-C': it holds characters a class "
-        "name cannot (letters, digits, _, $ and . only)"]
+        "OBJCPREFORK_CLASSES: invalid Objective-C class name 'B-C': it holds other characters: "
+        "a class name is a letter, _ or $, then letters, digits, _ and $ (with . between the "
+        "parts of Swift's Module.Class)"]
 
 
 def test_user_config_location(tmp_path):
@@ -127,3 +128,85 @@ def test_install_with_a_framework_that_cannot_load_changes_nothing():
     with pytest.raises(ValueError, match=r"cannot load framework 'libnothing-objcprefork\.so\.9'"):
         objcprefork.install(["New"], frameworks=["libnothing-objcprefork.so.9"])
     assert objcprefork.classes() == ("Kept",) and not objcprefork.is_installed()
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="short library names are the Linux rule")
+def test_a_framework_name_means_the_same_everywhere(tmp_path, gnustep):
+    from objcprefork._cli import main
+    from objcprefork._frameworks import candidates
+
+    path = write(tmp_path, 'frameworks = ["gnustep-base"]\n')
+    assert load({"OBJCPREFORK_CONFIG": str(path)}).frameworks == ("gnustep-base",)
+    assert load({"OBJCPREFORK_FRAMEWORKS": "gnustep-base"}).frameworks == ("gnustep-base",)
+    paths, tried = candidates("gnustep-base")
+    assert tried == "libgnustep-base.so*" and paths, paths
+    assert all("/libgnustep-base.so" in p for p in paths)
+    objcprefork.install([], defaults=False, frameworks=["gnustep-base"])
+    # Loaded, then scanned (whatever this process's core finds): not refused as usage.
+    assert main(["scan", "--framework", "gnustep-base", "--json"]) in (0, 1)
+
+
+def test_the_documented_config_file_is_accepted(tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = load({"OBJCPREFORK_CONFIG": str(write(tmp_path, example))})
+    assert config.classes and config.frameworks
+
+
+def test_command_line_messages_say_what_is_wrong(tmp_path, capsys):
+    from objcprefork._cli import main
+
+    assert main(["run", "--classes", "1Bad", "--", "true"]) == 2
+    assert "'1Bad': it starts with a digit: a class name is a letter" in capsys.readouterr().err
+    target = tmp_path / "no-such-folder" / "x.toml"
+    assert main(["scan", "--write", str(target)]) == 3
+    assert f"cannot write {target}: no folder {target.parent}" in capsys.readouterr().err
+    assert not target.parent.exists()
+    crash = write(tmp_path, "objc[7]: +[FXTypo initialize] may have been in progress in "
+                            "another thread when fork() was called.\n")
+    assert main(["explain", str(crash), "--append", "--config", str(tmp_path / "c.toml")]) == 0
+    out = capsys.readouterr()
+    assert "FXTypo" in out.out and "--append" not in out.out
+    assert "added to" in out.err
+
+
+def test_exit_status_3_is_a_file_that_cannot_be_read_for_every_subcommand(tmp_path, capsys):
+    from objcprefork._cli import main
+
+    missing = str(tmp_path / "missing.toml")
+    assert main(["run", "--config", missing, "--", "true"]) == 3
+    assert main(["explain", missing]) == 3
+    bad = write(tmp_path, "defaults = maybe\n")  # readable, refused: usage or configuration
+    assert main(["run", "--config", str(bad), "--", "true"]) == 2
+    log = tmp_path / "log"
+    log.write_text("")
+    assert main(["explain", str(log), "--config", str(bad)]) == 2
+    assert capsys.readouterr().err.count("\n") == 4
+
+
+def test_every_subcommand_has_a_description_and_its_own_usage(capsys):
+    import argparse
+
+    from objcprefork._cli import main, parser
+
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        assert command.description, name
+        assert all(action.help for action in command._actions), name
+    with pytest.raises(SystemExit) as caught:
+        main(["doctor", "--jsn"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: objcprefork doctor") and "unrecognized arguments: --jsn" in err
+
+
+def test_scan_says_no_loaded_image_matches(run_python):
+    run = run_python("""
+        load()
+        from objcprefork._cli import main
+        raise SystemExit(main(["scan", "--image", "NOPE"]))
+    """, check=False)
+    assert run.returncode == 1
+    assert run.stdout.startswith("no loaded image matches 'NOPE' (") and "runtime" not in run.stdout

@@ -329,7 +329,7 @@ def test_doctor_reports_classes_images_and_verdict(run_python):
     assert facts["classes"][0]["state"] == "initialized"
     assert facts["classes"][0]["image"].endswith("libfixtures.so")
     assert facts["classes"][1] == {"name": "FXMissing", "state": "not loaded",
-                                   "source": "install()", "image": None}
+                                   "source": "install()", "image": None, "did_you_mean": None}
 
 
 def test_doctor_when_enforcement_applies_and_nothing_is_active(monkeypatch, capsys):

@@ -34,6 +34,8 @@ def test_enable_and_disable_without_any_variable(wheel, run_command, tmp_path):
     marker = venv.site_packages / "objcprefork.enabled"
     assert marker.exists() and str(marker) in enabled.stdout
     assert run_command([venv.python, "-c", ACTIVE]).stdout.split() == [ACTIVATED_AT_START]
+    again = run_command([objcprefork, "enable"])
+    assert again.stdout == f"objcprefork: already enabled ({marker})\n"
     # An explicit OBJCPREFORK still decides.
     assert run_command([venv.python, "-c", ACTIVE],
                        env={"OBJCPREFORK": "0"}).stdout.split() == ["None"]
@@ -42,6 +44,24 @@ def test_enable_and_disable_without_any_variable(wheel, run_command, tmp_path):
     run_command([objcprefork, "disable"])
     assert not marker.exists()
     assert run_command([venv.python, "-c", ACTIVE]).stdout.split() == ["None"]
+
+
+def test_enable_refuses_an_install_outside_site_packages(wheel, bare_venv, run_command,
+                                                          tmp_path):
+    # As an editable install: objcprefork importable from a folder that site
+    # never reads .pth files from. The marker would do nothing there.
+    folder = tmp_path / "tree"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--target", str(folder), str(wheel)], check=True)
+    env = {"PYTHONPATH": str(folder)}
+    enable = run_command([bare_venv.python, "-m", "objcprefork", "enable"], env=env,
+                         check=False)
+    assert enable.returncode == 2 and enable.stdout == "", enable
+    assert enable.stderr.count("\n") == 1 and "not from a site-packages folder" in enable.stderr
+    assert "pip install ." in enable.stderr
+    assert not (folder / "objcprefork.enabled").exists()
+    doctor = run_command([bare_venv.python, "-m", "objcprefork", "doctor"], env=env, check=False)
+    assert f"- objcprefork runs from {folder}, not from a site-packages folder" in doctor.stdout
 
 
 def pythons() -> dict[str, str]:

@@ -4,6 +4,7 @@ real wheel installed."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 import zipfile
 
@@ -57,6 +58,14 @@ def test_set_means_active_before_main(venv, run_command, value):
 def test_other_values_do_nothing(venv, run_command, value):
     run = run_command([venv.python, "-c", ACTIVE], env={"OBJCPREFORK": value})
     assert run.stdout.split() == ["None", "False"]
+
+
+@pytest.mark.parametrize("value", ["ture", "2", "t\x1bue"])
+def test_a_mistyped_value_warns_once_and_stays_off(venv, run_command, value):
+    run = run_command([venv.python, "-c", ACTIVE], env={"OBJCPREFORK": value})
+    assert run.stdout.split() == ["None", "False"]
+    assert run.stderr.count("\n") == 1 and f"OBJCPREFORK={value!r} is neither" in run.stderr
+    assert "\x1b" not in run.stderr, run.stderr
 
 
 @pytest.mark.parametrize("flag", ["-E", "-I"])
@@ -257,14 +266,14 @@ def test_launcher_options_reach_the_environment(venv, run_command, tmp_path):
     assert run.stdout.strip() == "YES ('FXFile', 'FXArg')"
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--classes", "Bad-Name", "--", "true"], "invalid Objective-C class name 'Bad-Name'"),
-    (["--config", "/nonexistent.toml", "--", "true"], "/nonexistent.toml: cannot read it"),
-    ([], "no command given"),
+@pytest.mark.parametrize("argv, status, words", [
+    (["--classes", "Bad-Name", "--", "true"], 2, "invalid Objective-C class name 'Bad-Name'"),
+    (["--config", "/nonexistent.toml", "--", "true"], 3, "/nonexistent.toml: cannot read it"),
+    ([], 2, "no command given"),
 ])
-def test_launcher_refuses_bad_options(venv, run_command, argv, words):
+def test_launcher_refuses_bad_options(venv, run_command, argv, status, words):
     run = run_command([*launcher(venv), *argv], check=False)
-    assert run.returncode == 2 and words in run.stderr
+    assert run.returncode == status and words in run.stderr
 
 
 def test_pth_does_not_import_objcprefork_when_unset(venv, run_command):
@@ -282,3 +291,40 @@ def test_install_and_status_import_nothing_beyond_a_bare_interpreter(venv, run_c
             "if m != 'objcprefork' and not m.startswith('objcprefork.')))")
     run = run_command([venv.python, "-c", code])
     assert run.stdout.split("\n")[:2] == ["True", "[]"]
+
+
+def test_a_typo_in_a_class_name_gets_a_did_you_mean(venv, run_command, fixtures):
+    # FXAlpha is loaded at start-up (the fixtures, as a framework short name);
+    # FXAlpah, listed, never will be. The defaults are left out: not loaded
+    # here, and no typo.
+    env = {"LD_LIBRARY_PATH": str(fixtures), "OBJCPREFORK_FRAMEWORKS": "fixtures",
+           "OBJCPREFORK_DEBUG": "1"}
+    run = [*launcher(venv), "--no-defaults", "--classes", "FXAlpah,FXBeta,FXNothingLikeIt",
+           "--"]
+    debug = run_command([*run, venv.python, "-c", "pass"], env=env)
+    assert debug.stderr.count("\n") == 1 and "; FXAlpah: did you mean FXAlpha?" in debug.stderr
+    assert "FXNothingLikeIt:" not in debug.stderr
+    shown = run_command([*run, venv.python, "-c", "import objcprefork; "
+                         "print(objcprefork.status())"], env=env)
+    assert "not loaded (2): FXAlpah (did you mean FXAlpha?), FXNothingLikeIt\n" in shown.stdout
+    doctor = run_command([*run, venv.bin / "objcprefork", "doctor", "--json"], env=env,
+                         check=False)
+    guesses = {c["name"]: c["did_you_mean"] for c in json.loads(doctor.stdout)["classes"]}
+    assert guesses == {"FXAlpah": "FXAlpha", "FXBeta": None, "FXNothingLikeIt": None}
+    text = run_command([*run, venv.bin / "objcprefork", "doctor"], env=env, check=False)
+    assert "did you mean FXAlpha?" in text.stdout
+
+
+def test_doctor_under_the_launcher_shows_the_config_file_and_each_source(venv, run_command,
+                                                                         tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('classes = ["FXFile"]\n')
+    doctor = run_command([*launcher(venv), "--config", config, "--classes", "FXArg", "--",
+                          venv.bin / "objcprefork", "doctor", "--json"], check=False)
+    report = json.loads(doctor.stdout)
+    assert report["config_file"] == str(config)
+    sources = {c["name"]: c["source"] for c in report["classes"]}
+    assert (sources["FXFile"], sources["FXArg"]) == (f"config file {config}", "objcprefork run")
+    text = run_command([*launcher(venv), "--config", config, "--", venv.bin / "objcprefork",
+                        "doctor"], check=False)
+    assert f"config file:  {config}\n" in text.stdout

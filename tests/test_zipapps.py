@@ -164,9 +164,6 @@ def test_python_zipapp_both_ways(venv, bare_venv, run_command, tmp_path, sources
     assert switched.facts == {"children": ALIVE}, switched.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="no line says why: the inert core's reason blames a "
-                   "circular import, and nothing reports it; needs a change in _native.py "
-                   "and auto.py/install() (see issue 22)")
 def test_python_zipapp_bundling_objcprefork(bare_venv, wheel, run_command, tmp_path, sources,
                                             fixtures):
     """The extension cannot load from a zip: the app runs unprotected, and one
