@@ -20,9 +20,11 @@
 enum { STATE_PENDING, STATE_INITIALIZED, STATE_NOT_LOADED, STATE_BLOCKED };
 static const char *const state_names[] = {"pending", "initialized", "not loaded", "blocked"};
 
-/* config_lock is only ever taken with the GIL released and held across plain
-   C (malloc, hashing, dlsym): never across Python, an objc call or a
-   +initialize, so no thread can block while holding it. */
+/* config_lock is only ever taken with the GIL released, and never held across
+   Python or a +initialize: across building a table (malloc, hashing), and
+   across binding the runtime (dlopen, dlsym, sel_registerName, and
+   objc_addLoadImageFunc, which takes objc's runtime lock and calls back a
+   function that only counts). No thread can block on Python while holding it. */
 #define WITHOUT_GIL_LOCKED(statement)                                                        \
     do {                                                                                     \
         Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&config_lock);                             \
@@ -40,7 +42,9 @@ bound_now(void)
 }
 
 /* set_table(classes, append=False): classes maps each name to its source, in
-   order; the dict's str objects keep their UTF-8 buffers alive meanwhile. */
+   order. A private copy of the dict keeps every str, and so its UTF-8 buffer,
+   alive while the GIL is released, whatever another thread does to the
+   caller's dict. */
 static PyObject *
 py_set_table(PyObject *module, PyObject *args)
 {
@@ -48,7 +52,8 @@ py_set_table(PyObject *module, PyObject *args)
     struct name_list given = {0};
     Py_ssize_t n, position = 0, i = 0, length;
     int append = 0, built = 0;
-    if (!PyArg_ParseTuple(args, "O!|p:set_table", &PyDict_Type, &classes, &append))
+    if (!PyArg_ParseTuple(args, "O!|p:set_table", &PyDict_Type, &classes, &append) ||
+        !(classes = PyDict_Copy(classes)))
         return NULL;
     n = PyDict_Size(classes);
     given.names = PyMem_Malloc(sizeof(char *) * (size_t)(n ? n : 1));
@@ -77,6 +82,7 @@ py_set_table(PyObject *module, PyObject *args)
     if (!built)
         PyErr_NoMemory();
 done:
+    Py_DECREF(classes);
     PyMem_Free(given.names);
     PyMem_Free(given.sources);
     PyMem_Free(given.lengths);
@@ -215,7 +221,7 @@ py_snapshot(PyObject *module, PyObject *unused)
         add_item(result, "threaded_parent", PyBool_FromLong(lineage)) < 0 ||
         add_item(result, "child_core_dumps", PyBool_FromLong(!atomic_load(&no_child_cores))) < 0 ||
         add_item(result, "runtime", runtime_str(bound ? runtime.path : NULL)) < 0 ||
-        add_item(result, "runtime_missing", runtime_str(bound ? NULL : runtime_missing)) < 0 ||
+        add_item(result, "runtime_missing", runtime_str(bound ? NULL : atomic_load(&runtime_missing))) < 0 ||
         add_item(result, "forcing_call", runtime_str(bound ? runtime.forcing_call : NULL)) < 0 ||
         add_item(result, "load_signal", runtime_str(bound ? runtime.load_signal : NULL)) < 0 ||
         add_item(result, "diagnostics_missing",

@@ -29,11 +29,12 @@ extern struct runtime {
     const char *load_signal; /* what tells us classes were added, or NULL */
 } runtime;
 extern atomic_int runtime_bound;
-extern const char *runtime_missing;     /* why runtime_bound is 0 */
+extern _Atomic(const char *) runtime_missing; /* why runtime_bound is 0 */
 extern const char *diagnostics_missing; /* the first query the runtime lacks */
 
 int ensure_runtime(void); /* binds it if newly loaded; 1 when bound */
 uint64_t classes_added(void); /* the load signal's count; see table.c */
+int first_pass_after_hooking(void);
 int load_signal_intact(void);
 
 struct class_row {
@@ -68,7 +69,10 @@ struct name_list {
 
 extern pthread_mutex_t config_lock;
 extern atomic_long readers;
-extern _Thread_local long reading;
+
+void table_init(void);      /* once, at first load */
+long table_depth(void);     /* this thread's depth; never allocates or locks */
+int table_depth_known(void);
 
 struct table *table_enter(void);
 void table_exit(void);

@@ -82,9 +82,11 @@ after_fork_child(void)
         atomic_store(&restricted, 1);
     }
     /* Only this thread lives on: the count restarts from its own depth (a
-       +initialize that forked is still reading), and a lock some other
-       thread held is re-created. */
-    atomic_store(&readers, reading);
+       +initialize that forked is still reading; without the key the count
+       stays, and retired tables are kept, never freed early), and a lock
+       some other thread held is re-created. */
+    if (table_depth_known())
+        atomic_store(&readers, table_depth());
     pthread_mutex_init(&config_lock, NULL);
     pthread_mutex_init(&load_lock, NULL);
     if (atomic_load(&no_child_cores)) { /* two syscalls; the parent keeps its limit */
@@ -115,62 +117,90 @@ register_handlers_once(void)
 /* ---- is Apple's check off in this process? -------------------------------- */
 
 /* OBJC_DISABLE_INITIALIZE_FORK_SAFETY as the process started with it (objc
-   reads it once, in _objc_init: objc-env.h), never as changed since; only
-   "YES", the one value every objc4 accepts; ignored when set-id, as objc
-   ignores its environment under issetugid. */
-static const char env_off[] = "OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES";
+   reads it once, in _objc_init: objc-env.h), never as changed since; the
+   last occurrence wins, as with getenv; only "YES", the one value every
+   objc4 accepts, counts as off here (later objc4 take more words: the doctor
+   dates them); ignored when set-id, as objc ignores its environment under
+   issetugid. */
+static const char env_name[] = "OBJC_DISABLE_INITIALIZE_FORK_SAFETY=";
+
+static void
+consider(const char *entry, int *off)
+{
+    if (strncmp(entry, env_name, sizeof env_name - 1) == 0)
+        *off = strcmp(entry + sizeof env_name - 1, "YES") == 0;
+}
 
 static int
 started_with_env_off(void)
 {
+    int off = 0;
 #ifdef __APPLE__
-    /* KERN_PROCARGS2: argc, the exec path, then argv and envp as at exec. */
-    int mib[3] = {CTL_KERN, KERN_PROCARGS2, getpid()}, argc, found = 0;
+    /* KERN_PROCARGS2: int argc, the exec path, NUL padding, then argc
+       strings (argv, any of them may be empty), then the environment up to
+       an empty string (kern_sysctl.c, sysctl_procargsx). */
+    int mib[3] = {CTL_KERN, KERN_PROCARGS2, getpid()}, argc;
     size_t size = 0;
     char *args, *p, *end;
     if (issetugid() || sysctl(mib, 3, NULL, &size, NULL, 0) != 0 || !(args = malloc(size)))
         return 0;
-    if (sysctl(mib, 3, args, &size, NULL, 0) != 0 || size < sizeof argc) {
-        free(args);
-        return 0;
+    if (sysctl(mib, 3, args, &size, NULL, 0) == 0 && size > sizeof argc) {
+        memcpy(&argc, args, sizeof argc);
+        end = args + size;
+        p = args + sizeof argc;
+        p += strnlen(p, (size_t)(end - p));
+        while (p < end && *p == '\0')
+            p++;
+        for (; p < end && argc > 0; argc--)
+            p += strnlen(p, (size_t)(end - p)) + 1;
+        for (; p < end && *p; p += strnlen(p, (size_t)(end - p)) + 1)
+            if (memchr(p, '\0', (size_t)(end - p)))
+                consider(p, &off);
     }
-    memcpy(&argc, args, sizeof argc);
-    end = args + size;
-    p = args + sizeof argc;
-    p += strnlen(p, (size_t)(end - p)); /* the exec path, then NUL padding */
-    while (p < end && *p == '\0')
-        p++;
-    for (; p < end && *p; p += strnlen(p, (size_t)(end - p)) + 1)
-        if (argc-- <= 0 && strcmp(p, env_off) == 0)
-            found = 1;
     free(args);
-    return found;
 #else
     /* /proc/self/environ: the environment the process was exec'd with. */
     char buffer[4096];
     size_t kept = 0;
     ssize_t n;
-    int found = 0, fd;
+    int fd, skipping = 0; /* inside an entry longer than the buffer */
     if (getauxval(AT_SECURE) || (fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC)) < 0)
         return 0;
-    /* Entries split across reads: keep the unfinished one's head. */
-    while (!found && (n = read(fd, buffer + kept, sizeof buffer - kept)) > 0) {
+    while ((n = read(fd, buffer + kept, sizeof buffer - kept)) > 0) {
         char *p = buffer, *end = buffer + kept + n, *nul;
-        while (!found && (nul = memchr(p, '\0', (size_t)(end - p))) != NULL) {
-            found = strcmp(p, env_off) == 0;
+        while ((nul = memchr(p, '\0', (size_t)(end - p))) != NULL) {
+            if (!skipping)
+                consider(p, &off);
+            skipping = 0;
             p = nul + 1;
         }
-        kept = (size_t)(end - p);
-        if (kept == sizeof buffer) /* longer than any entry we look for */
+        kept = (size_t)(end - p); /* an unfinished entry's head, kept for the next read */
+        if (kept == sizeof buffer) { /* longer than any entry we look for */
             kept = 0;
+            skipping = 1;
+        }
         memmove(buffer, p, kept);
     }
     close(fd);
-    return found;
 #endif
+    return off;
 }
 
 #ifdef __APPLE__
+/* A section in any __DATA segment (__DATA, __DATA_CONST, __DATA_DIRTY), as
+   dyld's parseSectionLocations finds objc's sections from objc4-906 on. */
+static int
+data_section(const struct mach_header_64 *header, const char *name)
+{
+    static const char *const segments[] = {"__DATA", "__DATA_CONST", "__DATA_DIRTY"};
+    unsigned long size;
+    size_t i;
+    for (i = 0; i < sizeof segments / sizeof segments[0]; i++)
+        if (getsectiondata(header, segments[i], name, &size))
+            return 1;
+    return 0;
+}
+
 /* The main executable's own switches (objc-runtime-new.mm, map_images_nolock):
    linked against an SDK before 10.13, or a __DATA,__objc_fork_ok section in
    an executable that has ObjC image info. */
@@ -181,23 +211,26 @@ executable_turns_check_off(void)
     const struct load_command *command;
     unsigned long size;
     uint32_t i, sdk = 0;
+    int versioned = 0;
     if (!header || header->magic != MH_MAGIC_64)
         return NULL;
-    if (getsectiondata(header, "__DATA", "__objc_fork_ok", &size) &&
-        (getsectiondata(header, "__DATA", "__objc_imageinfo", &size) ||
-         getsectiondata(header, "__DATA_CONST", "__objc_imageinfo", &size)))
-        return "the main executable has a __DATA,__objc_fork_ok section";
+    if (data_section(header, "__objc_fork_ok") && data_section(header, "__objc_imageinfo"))
+        return "the main executable has an __objc_fork_ok section";
     command = (const void *)(header + 1);
     for (i = 0; i < header->ncmds; i++) {
-        if (command->cmd == LC_BUILD_VERSION)
+        if (command->cmd == LC_BUILD_VERSION) {
             sdk = ((const struct build_version_command *)command)->sdk;
-        else if (command->cmd == LC_VERSION_MIN_MACOSX) {
+            versioned = 1;
+        } else if (command->cmd == LC_VERSION_MIN_MACOSX) {
             const struct version_min_command *min = (const void *)command;
             sdk = min->sdk ? min->sdk : min->version; /* dyld uses minos when sdk is 0 */
+            versioned = 1;
         }
         command = (const void *)((const char *)command + command->cmdsize);
     }
-    if (sdk && sdk < 0x000A0D00) /* xxxx.yy.zz nibbles: 10.13 */
+    /* An SDK of 0 in LC_BUILD_VERSION is older than any: dyld's
+       dyld_program_sdk_at_least answers no, and objc4 switches the check off. */
+    if (versioned && sdk < 0x000A0D00) /* xxxx.yy.zz nibbles: 10.13 */
         return "the main executable was linked against an SDK before macOS 10.13";
     return NULL;
 }
@@ -254,6 +287,7 @@ first_load(long start_pid)
 #else
         single_threaded = dlsym(RTLD_DEFAULT, "__libc_single_threaded");
 #endif
+        table_init();
         if (!check_off_reason && started_with_env_off())
             check_off_reason = "OBJC_DISABLE_INITIALIZE_FORK_SAFETY=YES at start";
         if ((reason = restricted_at_load(start_pid)) != NULL) {

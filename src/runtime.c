@@ -22,7 +22,7 @@ typedef void (*objc_imp)(void);
 
 struct runtime runtime;
 atomic_int runtime_bound;
-const char *runtime_missing = "not looked for yet";
+_Atomic(const char *) runtime_missing = "not looked for yet";
 const char *diagnostics_missing = "no runtime is bound";
 
 static struct {
@@ -69,10 +69,24 @@ on_image_loaded(const struct mach_header *header)
 }
 #endif
 
+static uint64_t libraries_loaded(void);
+static atomic_int just_hooked; /* the pass right after hooking must not settle */
+
+/* Grows whenever the runtime signals new classes or a library is added: the
+   library count backs the signal up where a loader swallows it (GCC's
+   objc_send_load calls no callback while any class's superclass is
+   unresolved; a loader may save, replace and restore the hook). Both only
+   grow, so their sum changes at any change. */
 uint64_t
 classes_added(void)
 {
-    return atomic_load_explicit(&added, memory_order_acquire);
+    return atomic_load_explicit(&added, memory_order_acquire) + libraries_loaded();
+}
+
+int
+first_pass_after_hooking(void)
+{
+    return atomic_exchange(&just_hooked, 0);
 }
 
 /* GNUstep's NSBundle sets _objc_load_callback for its own loads and clears it
@@ -89,11 +103,19 @@ load_signal_intact(void)
    ObjC has scanned and fixed up the image", and at once for images already
    loaded. GCC's libobjc calls _objc_load_callback after +load, with each
    class in its hash table (init.c, objc_send_load); libobjc2 once a class is
-   resolved (class_table.c, objc_resolve_class). Neither sees classes made
-   by objc_allocateClassPair. */
+   resolved (class_table.c, objc_resolve_class), classes made by
+   objc_registerClassPair too; objc4 and GCC's libobjc never see those.
+   Hooked once per process: a fork child that binds again (its parent was
+   binding when it forked) must not chain the hook to itself. A loader
+   running while the hook is stored may miss it: the pass right after hooking
+   never settles, so the next one looks again. */
 static void
 hook_loads(void *handle)
 {
+    static atomic_int hooked;
+    if (atomic_exchange(&hooked, 1))
+        return;
+    atomic_store(&just_hooked, 1);
 #ifdef __APPLE__
     void (*add_image_func)(void (*)(const struct mach_header *));
     *(void **)&add_image_func = dlsym(handle, "objc_addLoadImageFunc");
@@ -104,7 +126,7 @@ hook_loads(void *handle)
     }
 #endif
     gnu_hook = dlsym(handle, "_objc_load_callback");
-    if (gnu_hook) {
+    if (gnu_hook && *gnu_hook != on_class_loaded) {
         gnu_previous = *gnu_hook;
         *gnu_hook = on_class_loaded;
         runtime.load_signal = "_objc_load_callback";

@@ -6,10 +6,14 @@
    pointer; a writer that swaps the pointer frees retired tables only when it
    then sees no reader (both seq_cst, so a reader that missed the swap is seen
    by the writer). Nobody waits for the count: at worst a retired table lives
-   until the next reconfiguration. Each thread also keeps its own depth in
-   `reading`, so that a fork child, where only the forking thread lives on,
-   restarts the count from that thread's depth (a +initialize that forks is
-   still inside force_listed in the child). */
+   until the next reconfiguration. Each thread also keeps its own depth, so
+   that a fork child, where only the forking thread lives on, restarts the
+   count from that thread's depth (a +initialize that forks is still inside
+   force_listed in the child). The depth lives in a pthread key, not a
+   thread-local variable: the child handler reads it, and the first access to
+   a thread-local may allocate, and on macOS before 12 take a dyld lock that
+   fork does not reset (dyld threadLocalVariables.c, tlv_get_addr);
+   pthread_getspecific does neither. */
 #include "core.h"
 
 #include <stdlib.h>
@@ -17,7 +21,33 @@
 
 pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 atomic_long readers;
-_Thread_local long reading;
+static pthread_key_t depth_key;
+static int depth_known; /* the key exists; else the child keeps the count */
+
+void
+table_init(void)
+{
+    depth_known = pthread_key_create(&depth_key, NULL) == 0;
+}
+
+int
+table_depth_known(void)
+{
+    return depth_known;
+}
+
+long
+table_depth(void)
+{
+    return depth_known ? (long)(intptr_t)pthread_getspecific(depth_key) : 0;
+}
+
+static void
+set_depth(long depth)
+{
+    if (depth_known)
+        pthread_setspecific(depth_key, (void *)(intptr_t)depth);
+}
 
 static _Atomic(struct table *) current;
 static struct table *retired; /* config_lock */
@@ -25,7 +55,7 @@ static struct table *retired; /* config_lock */
 struct table *
 table_enter(void)
 {
-    reading++;
+    set_depth(table_depth() + 1);
     atomic_fetch_add(&readers, 1);
     return atomic_load(&current);
 }
@@ -34,7 +64,7 @@ void
 table_exit(void)
 {
     atomic_fetch_sub(&readers, 1);
-    reading--;
+    set_depth(table_depth() - 1);
 }
 
 /* ---- building: plain C, config_lock held, GIL released -------------------- */
@@ -194,7 +224,7 @@ force_listed(void)
         if (atomic_exchange(&e->done, 1) == 0)
             forced++;
     }
-    if (!pending)
+    if (!pending && !first_pass_after_hooking())
         atomic_store(&t->settled, seen + 1);
     table_exit();
     return forced;

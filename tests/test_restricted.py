@@ -288,6 +288,7 @@ def test_a_class_created_at_run_time_is_found_at_the_next_configuration(run_pyth
     run = run_python("""
         import objcprefork
         threaded_parent(["FXCreated"])
+        fork_and(lambda: None)  # the list is looked up and settled before the class exists
         assert fx.fx_create_class(b"FXCreated") == 0
         def child_check():
             os._exit(10 + fx.fx_initialize_count(b"FXCreated"))  # read without messaging
