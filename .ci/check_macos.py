@@ -48,9 +48,10 @@ AVAILABLE_SINCE = {
     "__dyld_image_count": (10, 1), "__dyld_get_image_header": (10, 1),
     "_getsectiondata": (10, 7), "_sysctl": (10, 0), "_issetugid": (10, 0),
     "_strnlen": (10, 7), "_strcmp": (10, 0), "_memchr": (10, 0), "_memmove": (10, 0),
-    "___memmove_chk": (10, 5), "__tlv_bootstrap": (10, 7), "_strlen": (10, 0),
+    "___memmove_chk": (10, 5), "_strlen": (10, 0),
     "_open": (10, 0), "_read": (10, 0), "_close": (10, 0), "___stack_chk_fail": (10, 0),
-    "___stack_chk_guard": (10, 0),
+    "___stack_chk_guard": (10, 0), "_pthread_getspecific": (10, 0),
+    "_pthread_setspecific": (10, 0), "_pthread_key_create": (10, 0), "_strncmp": (10, 0),
 }
 LINKER_MADE = {"__mh_dylib_header", "___dso_handle"}
 

@@ -202,14 +202,13 @@ data_section(const struct mach_header_64 *header, const char *name)
 }
 
 /* The main executable's own switches (objc-runtime-new.mm, map_images_nolock):
-   linked against an SDK before 10.13, or a __DATA,__objc_fork_ok section in
-   an executable that has ObjC image info. */
+   linked against an SDK before 10.13, or an __objc_fork_ok section in an
+   executable that has ObjC image info. */
 static const char *
 executable_turns_check_off(void)
 {
     const struct mach_header_64 *header = (const void *)_dyld_get_image_header(0);
     const struct load_command *command;
-    unsigned long size;
     uint32_t i, sdk = 0;
     int versioned = 0;
     if (!header || header->magic != MH_MAGIC_64)
