@@ -153,7 +153,7 @@ def command_run(args: argparse.Namespace) -> int:
         if args.learn:
             from ._learn import learn
 
-            return learn(command, env, config_target(args), record)
+            return learn(command, env, config_target(args), record, args.verbose)
         os.execvpe(command[0], command, env)  # CMD's own signals and exit status
     except OSError as exc:
         raise Failure(f"cannot run {command[0]!r}: {exc.strerror}",
@@ -364,6 +364,10 @@ def parser() -> argparse.ArgumentParser:
                      help="run CMD once as a child, with the runtime logging every "
                           "+initialize and the check off for that run, and record the classes "
                           "its fork children needed in the config file")
+    run.add_argument("--verbose", action="store_true",
+                     help="with --learn: also show the runtime's INITIALIZE lines and "
+                          "objcprefork's announcements, which it otherwise keeps out of "
+                          "CMD's stderr")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     run.set_defaults(handler=command_run)
 
