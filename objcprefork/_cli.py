@@ -313,7 +313,8 @@ def explanation(report: Mapping[str, Any]) -> str:
                   for c in classes]
     if children:
         lines.append("Classes that fork children initialized (OBJC_PRINT_INITIALIZE_METHODS "
-                     "log; the first process logging is taken as the parent):")
+                     "log; the children are those objcprefork announced in it, as with "
+                     "run --learn, or else every process but the first one logging):")
         lines += [f"  {c['name']}  ({'listed' if c['listed'] else 'not listed'})"
                   for c in children]
     missing = list(dict.fromkeys(c["name"] for c in classes + children if not c["listed"]))
@@ -323,7 +324,7 @@ def explanation(report: Mapping[str, Any]) -> str:
                   f"  config file ({escape(report['config'])}):  classes = [{joined}]",
                   f"  environment:  OBJCPREFORK_CLASSES={','.join(missing)}",
                   f"  launcher:     objcprefork run --classes {','.join(missing)} -- CMD",
-                  f"  in the app:   objcprefork.add_classes([{joined}])",
+                  f"  in the app:   objcprefork.install([{joined}])  (before the first fork)",
                   "  or run this again with --append to write them to the config file."]
     elif classes:
         lines.append("They are listed: was objcprefork active in that process? "

@@ -71,6 +71,24 @@ def test_one_run_learns_every_class_the_children_needed(venv, run_command, tmp_p
     assert "INITIALIZE: " in again.stderr and ": learn: fork child" in again.stderr
 
 
+def test_explain_reads_a_verbose_log_as_learn_did(venv, run_command, tmp_path, fixtures):
+    # Issue 22: explain took the first process logging, here a child, for the
+    # parent, and suggested fewer classes than --learn learnt from the same run.
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(APP))
+    config = tmp_path / "learnt.toml"
+    run = run_command([*launcher(venv, config), "--learn", "--verbose", "--",
+                       venv.python, app])
+    log = tmp_path / "run.log"
+    log.write_text(run.stderr)
+    learnt = Config()
+    read_file(str(config), learnt)
+    explained = run_command([venv.bin / "objcprefork", "explain", "--json", "--config",
+                             tmp_path / "other.toml", log])
+    found = [c["name"] for c in json.loads(explained.stdout)["initialized_by_children"]]
+    assert sorted(found) == sorted(learnt.classes) and len(found) == 4
+
+
 def test_ctrl_c_keeps_what_was_learnt_and_leaves_nothing_behind(venv, tmp_path, fixtures):
     app = tmp_path / "app.py"
     app.write_text(textwrap.dedent(APP))
