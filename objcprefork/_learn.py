@@ -28,7 +28,7 @@ from ._names import is_class_name
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import BinaryIO, TextIO
+    from typing import TextIO
 
 MAX_LEARNT = 256  # classes one run may add
 MAX_LINE = 1 << 16  # a longer line is dropped whole, never read from its middle
@@ -118,7 +118,6 @@ def learn(command: list[str], env: dict[str, str], config: str,
     for signum in FORWARDED:
         signal.signal(signum, forward)
     learner, lines, shown = Learner(), Lines(), None if verbose else Shown()
-    out: BinaryIO | None = sys.stderr.buffer
     deadline = None
     while not received:
         if deadline is None and child.poll() is not None:
@@ -134,25 +133,24 @@ def learn(command: list[str], env: dict[str, str], config: str,
             chunk = b""
         if not chunk:
             break
-        if out is not None:
-            out = _show(out, shown.filter(chunk) if shown else chunk)
+        _show(shown.filter(chunk) if shown else chunk)
         for line in lines.split(chunk):
             learner.feed(line)
-    if out is not None and shown:
-        _show(out, shown.end())
+    if shown:
+        _show(shown.end())
     for line in lines.end():
         learner.feed(line)
     os.close(reader)
     code = child.wait()
     learnt = learner.result()
+    _show((  # the reader of stderr may be gone by now: that must not stop the recording
+
+        f"objcprefork run --learn: learnt {len(learnt)} class(es) from "
+        f"{max(len(learner.log.children), 1)} child process(es): {', '.join(learnt)}\n"
+        if learnt else "objcprefork run --learn: nothing to learn: no fork child of a threaded "
+        "parent initialized a class, and no fork-safety crash was seen\n").encode())
     if learnt:
-        print(f"objcprefork run --learn: learnt {len(learnt)} class(es) from "
-              f"{max(len(learner.log.children), 1)} child process(es): {', '.join(learnt)}",
-              file=sys.stderr)
         record(config, learnt, "run --learn")
-    else:
-        print("objcprefork run --learn: nothing to learn: no fork child of a threaded parent "
-              "initialized a class, and no fork-safety crash was seen", file=sys.stderr)
     for signum in FORWARDED:
         signal.signal(signum, signal.SIG_DFL)
     die = received[0] if received else -code if code < 0 else 0
@@ -163,20 +161,17 @@ def learn(command: list[str], env: dict[str, str], config: str,
     return code
 
 
-def _show(out: BinaryIO, data: bytes) -> BinaryIO | None:
-    """Write data to our stderr; None once its reader is gone (a killed tee,
-    | head): stderr then goes to /dev/null, so that learning, saving and
-    the summary go on without it."""
+def _show(data: bytes) -> None:
+    """Write data to our stderr. Once its reader is gone (a killed tee,
+    | head), stderr goes to /dev/null: learning, saving and exiting as CMD
+    did go on without it."""
     try:
-        if data:
-            out.write(data)
-            out.flush()
-        return out
+        sys.stderr.buffer.write(data)
+        sys.stderr.buffer.flush()
     except OSError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
-        return None
 
 
 HIDDEN = ((b"objc[", b"]: INITIALIZE: "), (b"objcprefork[", b"]: learn: "))
