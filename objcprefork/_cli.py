@@ -148,6 +148,8 @@ def command_run(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise Failure("no command given (objcprefork run [options] -- CMD ARGS...)", USAGE)
+    if args.verbose and not args.learn:
+        raise Failure("--verbose goes with --learn (it shows the lines --learn reads)", USAGE)
     env = launcher_environment(args, dict(os.environ))
     try:
         if args.learn:

@@ -286,6 +286,7 @@ BAD_CONFIG = 'classes = ["A"\n'
     (["run", "--classes", "Bad-Name", "--", "true"], 2, "invalid Objective-C class name"),
     (["run", "--", "no-such-command-objcprefork"], 127, "cannot run"),
     (["run"], 2, "no command given"),
+    (["run", "--verbose", "--", "true"], 2, "--verbose goes with --learn"),
     (["explain", "{empty}"], 1, ""),
     (["frobnicate"], 2, "invalid choice"),
 ])
