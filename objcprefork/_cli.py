@@ -159,12 +159,14 @@ def command_run(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise Failure("no command given (objcprefork run [options] -- CMD ARGS...)", USAGE)
+    if args.verbose and not args.learn:
+        raise Failure("--verbose goes with --learn (it shows the lines --learn reads)", USAGE)
     env = launcher_environment(args, dict(os.environ))
     try:
         if args.learn:
             from ._learn import learn
 
-            return learn(command, env, config_target(args), record)
+            return learn(command, env, config_target(args), record, args.verbose)
         os.execvpe(command[0], command, env)  # CMD's own signals and exit status
     except OSError as exc:
         raise Failure(f"cannot run {command[0]!r}: {exc.strerror}",
@@ -375,7 +377,8 @@ def explanation(report: Mapping[str, Any], appending: bool = False) -> str:
                   for c in classes]
     if children:
         lines.append("Classes that fork children initialized (OBJC_PRINT_INITIALIZE_METHODS "
-                     "log; the first process logging is taken as the parent):")
+                     "log; the children are those objcprefork announced in it, as with "
+                     "run --learn, or else every process but the first one logging):")
         lines += [f"  {c['name']}  ({'listed' if c['listed'] else 'not listed'})"
                   for c in children]
     missing = list(dict.fromkeys(c["name"] for c in classes + children if not c["listed"]))
@@ -385,7 +388,7 @@ def explanation(report: Mapping[str, Any], appending: bool = False) -> str:
                   f"  config file ({escape(report['config'])}):  classes = [{joined}]",
                   f"  environment:  OBJCPREFORK_CLASSES={','.join(missing)}",
                   f"  launcher:     objcprefork run --classes {','.join(missing)} -- CMD",
-                  f"  in the app:   objcprefork.add_classes([{joined}])"]
+                  f"  in the app:   objcprefork.install([{joined}])  (before the first fork)"]
         if not appending:
             lines.append("  or run this again with --append to write them to the config file.")
     elif classes:
@@ -437,6 +440,10 @@ def parser() -> argparse.ArgumentParser:
                      help="run CMD once as a child, with the runtime logging every "
                           "+initialize and the check off for that run, and record the classes "
                           "its fork children needed in the config file")
+    run.add_argument("--verbose", action="store_true",
+                     help="with --learn: also show the runtime's INITIALIZE lines and "
+                          "objcprefork's announcements, which it otherwise keeps out of "
+                          "CMD's stderr")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...",
                      help="the command to run, after --; it replaces this process")
     run.set_defaults(handler=command_run)

@@ -149,38 +149,73 @@ def _ips_text(text: str) -> str | None:
     return "\n".join(found)
 
 
-# OBJC_PRINT_INITIALIZE_METHODS=YES: one line per +initialize the runtime runs.
-INITIALIZE_CALL = re.compile(
-    r"^objc\[(\d{1,10})\]: INITIALIZE: thread 0x[0-9a-fA-F]{1,16}: calling \+\[" + CLASS
-    + r" initialize\]", re.MULTILINE)
+# OBJC_PRINT_INITIALIZE_METHODS=YES: one line per +initialize the runtime runs;
+# and, under `objcprefork run --learn`, objcprefork's announcements
+# (_startup.announce_for_learning). Each only as a whole line of its own.
+LOG_LINE = re.compile(
+    r"^(?:objc\[(\d{1,10})\]: INITIALIZE: thread 0x[0-9a-fA-F]{1,16}: calling \+\[" + CLASS
+    + r" initialize\]|objcprefork\[(\d{1,10})\]: learn: (fork child of a threaded parent|exec"
+    r"|trivial)(.*))", re.MULTILINE)
 MAX_LOG_NAMES = 1 << 16  # distinct classes an initialize log may name
+MAX_PIDS = 1 << 12  # processes announced as fork children
 
 
 class InitializeLog:
-    """Reads OBJC_PRINT_INITIALIZE_METHODS output, whole or in blocks of
-    whole lines: the classes first initialized by a process other than the
-    first one logging (taken as the parent), and never by the parent."""
+    """The classes that fork children initialized, from a log fed whole or in
+    blocks of whole lines: one rule for `run --learn` and `explain`.
+
+    Where objcprefork announced its processes (a --learn run; its log with
+    --verbose), a child is a process announced as a fork child of a threaded
+    parent, until it announces an exec, and classes announced as trivial are
+    left out. In a log with no announcement, every process but the first one
+    logging (taken as the parent) is a child, and the parent's classes are
+    left out."""
 
     def __init__(self) -> None:
-        self.parent: str | None = None
+        self.announced = False
+        self.restricted: set[str] = set()  # announced children, not exec'd since
+        self.children: set[str] = set()
+        self.trivial: set[str] = set()
+        self.learnt: dict[str, None] = {}  # what announced children initialized
+        self.parent: str | None = None  # without announcements: the first process logging
         self.parents: set[str] = set()
         self.found: dict[str, None] = {}
 
     def feed(self, text: str) -> None:
-        if "INITIALIZE: " not in text:
+        if "INITIALIZE: " not in text and "objcprefork[" not in text:
             return
-        for match in INITIALIZE_CALL.finditer(text):
-            pid, name = match.group(1), match.group(2)
-            if self.parent is None:
-                self.parent = pid
-            if pid == self.parent:
-                if len(self.parents) < MAX_LOG_NAMES:
-                    self.parents.add(name)
-            elif len(self.found) < MAX_LOG_NAMES and is_class_name(name):
-                self.found.setdefault(name, None)
+        for match in LOG_LINE.finditer(text):
+            pid, name, announcer, what = match.group(1, 2, 3, 4)
+            if announcer is not None:
+                self.announce(announcer, what, match.group(5))
+            elif pid in self.restricted:
+                if len(self.learnt) < MAX_LOG_NAMES:
+                    self.learnt.setdefault(name, None)
+            elif not self.announced:
+                self.parent = self.parent or pid
+                if pid == self.parent:
+                    if len(self.parents) < MAX_LOG_NAMES:
+                        self.parents.add(name)
+                elif len(self.found) < MAX_LOG_NAMES:
+                    self.found.setdefault(name, None)
+
+    def announce(self, pid: str, what: str, rest: str) -> None:
+        self.announced = True
+        if what == "exec":
+            self.restricted.discard(pid)
+        elif what == "trivial":
+            for name in rest.split():
+                if len(self.trivial) >= MAX_LOG_NAMES:
+                    break
+                self.trivial.add(name)
+        elif len(self.children) < MAX_PIDS:
+            self.restricted.add(pid)
+            self.children.add(pid)
 
     def classes(self) -> tuple[str, ...]:
-        return tuple(name for name in self.found if name not in self.parents)
+        if self.announced:
+            return tuple(n for n in self.learnt if n not in self.trivial and is_class_name(n))
+        return tuple(n for n in self.found if n not in self.parents and is_class_name(n))
 
 
 def _classes_in(text: str) -> list[tuple[int, str]]:

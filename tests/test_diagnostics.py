@@ -81,6 +81,24 @@ def test_a_streamed_log_keeps_its_parent_across_blocks():
     assert read_stream(io.BytesIO(log)).initialized_by_children == ("ChildCls",)
 
 
+def test_an_announced_log_is_read_as_run_learn_reads_it():
+    # Issue 22: the emulation logs in children only, so the first process
+    # logging was a child, taken as the parent: its classes went missing.
+    # objcprefork's announcements (run --learn --verbose) name the children.
+    def call(pid, name):
+        return f"objc[{pid}]: INITIALIZE: thread 0x1: calling +[{name} initialize]\n"
+
+    log = ("objcprefork[100]: learn: exec\n"
+           "objcprefork[100]: learn: trivial FXTrivial\n"
+           "objcprefork[200]: learn: fork child of a threaded parent\n"
+           + call(200, "FXFirst") + call(200, "FXTrivial")
+           + "objcprefork[300]: learn: fork child of a threaded parent\n" + call(300, "FXSecond")
+           + "objcprefork[300]: learn: exec\n" + call(300, "FXAfterExec")
+           + call(400, "FXNotAChild")).encode()
+    for findings in (read_report(log), read_stream(io.BytesIO(log))):
+        assert findings.initialized_by_children == ("FXFirst", "FXSecond")
+
+
 @pytest.mark.parametrize("sample, name", [
     ("dispatch.crash", "libdispatch in the child"),
     ("cf_must_exec.txt", "CoreFoundation refuses forked children"),
@@ -125,6 +143,8 @@ def test_explain_command(venv, run_command, tmp_path):
     assert "+[__NSCFConstantString initialize]  (not in the active list)" in run.stdout
     assert f'config file ({config}):  classes = ["__NSCFConstantString"]' in run.stdout
     assert "OBJCPREFORK_CLASSES=__NSCFConstantString" in run.stdout
+    assert 'objcprefork.install(["__NSCFConstantString"])' in run.stdout  # add_classes alone
+    # protects nothing in a process where objcprefork is not installed
     for _ in range(2):  # the second time adds nothing
         run = explain(run_command, venv, SAMPLES / "stderr.txt", "--append", "--config", config)
         assert run.returncode == 0
