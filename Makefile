@@ -62,7 +62,7 @@ check-macos: $(TOOLS)/.installed
 	$(TOOL_PY) .ci/check_macos.py
 
 lint: $(TOOLS)/.installed
-	$(TOOLS)/bin/ruff check objcprefork tests .ci benchmarks setup.py _objcprefork_start.py
+	$(TOOLS)/bin/ruff check objcprefork tests .ci benchmarks docs setup.py _objcprefork_start.py
 	$(TOOLS)/bin/mypy --strict objcprefork _objcprefork_start.py
 
 # The wheels workflow's test step, dry-run here: the wheel built as cibuildwheel

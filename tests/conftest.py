@@ -48,8 +48,9 @@ if CORE_UNDER_TEST != "native":
 
     sys.meta_path.insert(0, _NoNativeCore())
 sys.path.insert(0, str(TESTS / "objc"))
-from build import FixtureBuildError, build, build_libobjc2  # noqa: E402
 from envs import Venv, build_wheel, make_venv  # noqa: E402
+
+from build import FixtureBuildError, build, build_libobjc2  # noqa: E402
 
 APPLE = sys.platform == "darwin"
 # The lanes that give this suite the shape of targets it cannot run here
