@@ -46,18 +46,20 @@ objc_class *all_classes(int *count); /* malloc'd; NULL: none or no memory */
 
 /* ---- table.c ------------------------------------------------------------ */
 
+/* 32 bytes: a table's memory is copied at every fork, so it stays small. */
 struct entry {
-    const char *name, *source; /* point into the table's own allocation */
-    size_t length;
-    _Atomic(objc_class) cls; /* cached once found; classes are never unloaded */
-    atomic_int done;         /* +initialize ran, forced by us */
+    const char *name, *source; /* into the table's own allocation; a run of
+                                  entries with one source shares its copy */
+    _Atomic(objc_class) cls;   /* cached once found; classes are never unloaded */
+    uint32_t length;           /* names are capped far below (objcprefork._names) */
+    atomic_int done;           /* +initialize ran, forced by us */
 };
 
 struct table {
     struct table *retired_next;
     _Atomic uint64_t settled; /* classes_added()+1 when a pass left nothing to force */
     size_t count, mask;       /* mask + 1 slots in index, a power of two */
-    size_t *index;            /* slot -> entry number + 1, or 0 */
+    uint32_t *index;          /* slot -> entry number + 1, or 0 */
     struct entry entries[];
 };
 

@@ -109,18 +109,22 @@ add_entry(struct table *t, char **strings, const char *name, size_t length, cons
           size_t source_length, const struct entry *known)
 {
     struct entry *e;
+    const char *previous = t->count ? t->entries[t->count - 1].source : NULL;
     size_t slot;
     if (find_entry(t, name, length))
         return;
     e = &t->entries[t->count];
     e->name = copy_string(strings, name, length);
-    e->length = length;
-    e->source = copy_string(strings, source, source_length);
+    e->length = (uint32_t)length;
+    e->source = previous && strlen(previous) == source_length &&
+                        memcmp(previous, source, source_length) == 0
+                    ? previous
+                    : copy_string(strings, source, source_length);
     atomic_init(&e->cls, known ? atomic_load(&known->cls) : NULL);
     atomic_init(&e->done, known ? atomic_load(&known->done) : 0);
     for (slot = hash_name(name, length) & t->mask; t->index[slot]; slot = (slot + 1) & t->mask)
         ;
-    t->index[slot] = ++t->count;
+    t->index[slot] = (uint32_t)++t->count;
 }
 
 /* The old table's names (when appending) then the given ones, without
@@ -139,12 +143,12 @@ build_table(struct table *old, const struct name_list *given, int append)
         bytes += old->entries[i].length + strlen(old->entries[i].source) + 2;
     for (i = 0; i < given->count; i++)
         bytes += given->lengths[i] + given->source_lengths[i] + 2;
-    t = malloc(sizeof *t + most * sizeof(struct entry) + slots * sizeof(size_t) + bytes + 1);
+    t = malloc(sizeof *t + most * sizeof(struct entry) + slots * sizeof(uint32_t) + bytes + 1);
     if (!t)
         return NULL;
-    t->index = (size_t *)&t->entries[most];
+    t->index = (uint32_t *)&t->entries[most];
     strings = (char *)&t->index[slots];
-    memset(t->index, 0, slots * sizeof(size_t));
+    memset(t->index, 0, slots * sizeof(uint32_t));
     t->mask = slots - 1;
     t->count = 0;
     atomic_init(&t->settled, 0);
