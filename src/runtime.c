@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef __APPLE__
 #include <mach-o/dyld.h>
@@ -190,6 +191,43 @@ static const char *const runtime_libraries[] = {
 #endif
 };
 
+#ifdef __APPLE__
+static void *
+open_loaded(const char *path)
+{
+    return dlopen(path, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+}
+#else
+struct wanted {
+    const char *name;
+    char path[1024];
+};
+
+static int
+match_loaded(struct dl_phdr_info *info, size_t size, void *data)
+{
+    struct wanted *wanted = data;
+    const char *slash = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    (void)size;
+    if (!slash || strcmp(slash + 1, wanted->name) != 0)
+        return 0;
+    snprintf(wanted->path, sizeof wanted->path, "%s", info->dlpi_name);
+    return 1;
+}
+
+/* The library of that file name if it is loaded, even RTLD_LOCAL: found by
+   its path among the loaded objects, so that no search of the library path
+   and of ld.so.cache is made (a bare name costs that at every look). */
+static void *
+open_loaded(const char *name)
+{
+    struct wanted wanted = {name, ""};
+    if (!dl_iterate_phdr(match_loaded, &wanted))
+        return NULL;
+    return dlopen(wanted.path, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+}
+#endif
+
 /* Symbols the process already sees first, then a runtime library already
    loaded, even RTLD_LOCAL (ctypes' default); RTLD_NOLOAD never loads one.
    config_lock held. */
@@ -216,7 +254,7 @@ find_runtime(void)
     if (probe && dladdr(probe, &info) && info.dli_fname && bind_symbols(RTLD_DEFAULT, info.dli_fname))
         goto bound;
     for (i = 0; i < sizeof runtime_libraries / sizeof runtime_libraries[0]; i++) {
-        void *handle = dlopen(runtime_libraries[i], RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+        void *handle = open_loaded(runtime_libraries[i]);
         probe = handle ? dlsym(handle, "objc_lookUpClass") : NULL;
         if (probe && dladdr(probe, &info) && info.dli_fname && bind_symbols(handle, info.dli_fname))
             goto bound; /* the handle stays open: the runtime is never unloaded */

@@ -231,7 +231,7 @@ def test_initialize_that_forks_leaves_the_child_a_sound_table(run_python):
     # pass, or its next reconfiguration frees a table a reader still walks
     # (caught by ASan under make sanitize; a plain build crashed at random).
     run = run_python("""
-        import threading, objcprefork
+        import threading, time, objcprefork
         load()
         parent = os.getpid()
         objcprefork.install(["FXForksBack"], defaults=False)
@@ -243,8 +243,11 @@ def test_initialize_that_forks_leaves_the_child_a_sound_table(run_python):
             readers = [threading.Thread(target=read) for _ in range(2)]
             for t in readers: t.start()
             many = [f"FXMissing{n}" for n in range(300)]  # a long walk for each reader
+            until = time.monotonic() + 8  # bounded in time too: sanitizers run it 10x slower
             for i in range(2000):
                 objcprefork.set_classes(["FXAlpha", f"FXOther{i % 7}", *many])
+                if time.monotonic() > until:
+                    break
             stop.append(1)
             for t in readers: t.join()
             os._exit(0 if objcprefork.classes()[0] == "FXAlpha" else 3)
