@@ -20,20 +20,15 @@ def warn(message: object) -> None:
     sys.stderr.write(f"objcprefork: warning: {escape(str(message))}\n")
 
 
-def note(how: str) -> None:
-    """Record how objcprefork was switched on, unless start-up did first."""
-    global activated_by
-    if activated_by is None:
-        activated_by = how
-
-
-def activate(how: str = "pth") -> None:
+def activate(how: str = "pth", *, switched: bool = False) -> None:
+    """switched: the caller is the switch (import objcprefork.auto), so
+    OBJCPREFORK and the marker are not asked; the rest is read alike."""
     global activated_by
     if activated_by is not None:
         return
     try:
         config = load(os.environ, on_error=lambda exc: warn(f"{exc}; ignored"))
-        if not config.active:  # OBJCPREFORK false, or unset and not enabled
+        if not (switched or config.active):  # OBJCPREFORK false, or unset and not enabled
             return
         if config.frameworks:
             from ._frameworks import load_frameworks
