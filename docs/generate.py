@@ -35,7 +35,8 @@ def usage(prog: str, command: argparse.ArgumentParser) -> str:
         if not action.option_strings:
             words.append(f"[{metavar}]" if action.nargs == "?" else str(metavar))
             continue
-        flag = action.option_strings[-1] + ("" if action.nargs == 0 else f" {metavar}")
+        argument = {0: "", "*": f" [{metavar} ...]"}.get(action.nargs, f" {metavar}")
+        flag = action.option_strings[-1] + argument
         words.append(f"[{flag}]" + ("..." if isinstance(action, argparse._AppendAction) else ""))
     return " ".join(words)
 

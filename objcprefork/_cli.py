@@ -394,9 +394,21 @@ def explanation(report: Mapping[str, Any], appending: bool = False) -> str:
     elif classes:
         lines.append("They are listed: was objcprefork active in that process? "
                      "Check with `objcprefork run -- objcprefork doctor`.")
-    for problem in unfixable:
-        lines.append(f"Also found: {problem['name']} ({problem['evidence']!r}).")
-        lines.append(f"  {problem['advice']}")
+    if unfixable and not classes and not children:
+        lines.append("Found no crash that a class list fixes, but crashes of other kinds:")
+    from ._crashlog import FORK_EXEC_ADVICE
+
+    advised: set[str] = set()
+    for problem in unfixable:  # each advice once: a folder of reports repeats them
+        found = f"{problem['name']} ({problem['evidence']!r})."
+        lines.append(f"Also found: {found}" if classes or children else f"  {found}")
+        own = problem["advice"].removesuffix(FORK_EXEC_ADVICE)
+        if own not in advised:
+            advised.add(own)
+            lines.append(f"  {own}" + ("fork and exec (below)." if own != problem["advice"]
+                                       else ""))
+    if any(p["advice"].endswith(FORK_EXEC_ADVICE) for p in unfixable):
+        lines.append(FORK_EXEC_ADVICE[0].upper() + FORK_EXEC_ADVICE[1:])
     return "\n".join(lines + cost)
 
 

@@ -26,8 +26,9 @@ FORK_EXEC_ADVICE = (
     "fork and exec instead of forking alone: use the 'spawn' (or 'forkserver') start "
     "method (multiprocessing.set_start_method('spawn') once, in the main module under "
     "`if __name__ == '__main__':`), subprocess instead of os.fork, or a pool or worker "
-    "that spawns (rq's SpawnWorker, celery's --pool=solo or threads, gunicorn's gthread "
-    "workers with --preload off). Pre-initializing classes cannot fix this one.")
+    "that spawns or does not fork (rq's SpawnWorker, celery's --pool=solo or threads; "
+    "gunicorn forks its workers whatever the worker class: keep the library's first use "
+    "out of its master). Pre-initializing classes cannot fix this one.")
 
 
 @dataclass(frozen=True)

@@ -265,7 +265,10 @@ def render(report: dict[str, Any]) -> str:
                   + ", ".join(c["path"] for c in cores[:3]) + (", ..." if len(cores) > 3 else ""),
                   "              - `objcprefork explain CORE` names the class that killed "
                   f"each; then delete them. {NO_CORES}"]
-    if report["protected"]:
+    if report["protected"] and report["enforcement"] is False:
+        lines.append("verdict:      nothing to protect: Apple's check does not apply here"
+                     + ("" if report["installed"] else " (and objcprefork is not installed)"))
+    elif report["protected"]:
         lines.append("verdict:      protected for its list")
     else:
         lines += ["verdict:      NOT protected",
