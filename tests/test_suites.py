@@ -17,7 +17,10 @@ def test_api_and_config_suites(core, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          f"--basetemp={tmp_path / 'inner'}", *IN_PROCESS_SUITES],
-        cwd=TESTS, env={**os.environ, "OBJCPREFORK_TEST_CORE": core}, preexec_fn=no_core_files,
+        # A home of its own: the user's config file never leaks into the suites.
+        cwd=TESTS, env={**os.environ, "OBJCPREFORK_TEST_CORE": core, "HOME": str(tmp_path),
+                        "XDG_CONFIG_HOME": str(tmp_path / "no-config")},
+        preexec_fn=no_core_files,
         capture_output=True, text=True, timeout=600)
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
