@@ -163,6 +163,20 @@ def test_fork_from_a_c_thread_without_the_gil(run_python):
     assert run.facts == {"unprotected": "SIGABRT", "protected": "exit 0"}
 
 
+@pytest.mark.emulation("the order of prepare handlers is libpthread's on macOS, with objc's last")
+def test_a_thread_started_by_a_later_prepare_handler_restricts_the_child(run_python):
+    # objc samples threadedness after every client prepare handler
+    # (_objc_atfork_prepare runs after them), whatever the load order.
+    run = run_python("""
+        early = ctypes.CDLL(str(FIXTURES / "liblate.so"))  # before the emulation loads
+        assert early.fx_start_thread_at_fork() == 0
+        load()
+        report(child=fork_touching("FXAlpha"))
+    """)
+    assert run.facts == {"child": "SIGABRT"}
+    assert_apple_message(run.stderr, "FXAlpha")
+
+
 def test_single_threaded_parent_is_unrestricted(run_python):
     run = run_python("""
         load()

@@ -68,3 +68,28 @@ fx_waits_initialized(void)
 {
     return waits_initialized;
 }
+
+/* A client prepare handler that starts (and joins) a thread: registered
+   before the emulation loads, it runs after the emulation's own prepare
+   handler (prepare handlers run in reverse order of registration), as a
+   library's handler can run after objcprefork's. objc4 samples threadedness
+   after every client handler, so the fork child is restricted. */
+static void *
+nothing(void *arg)
+{
+    return arg;
+}
+
+static void
+thread_at_fork(void)
+{
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, nothing, NULL) == 0)
+        pthread_join(thread, NULL);
+}
+
+int
+fx_start_thread_at_fork(void)
+{
+    return pthread_atfork(thread_at_fork, NULL, NULL);
+}
