@@ -129,13 +129,13 @@ def _force() -> None:
     core.force()  # nothing when not installed
     if _warned_restricted:
         return
-    snap = core.snapshot()
-    if snap["restricted"] and snap["installed"] and snap["runtime"]:
+    reason = core.withheld()  # a read of two flags: no snapshot of the whole list
+    if reason and core.is_installed():
         _warned_restricted = True
         import warnings
 
         warnings.warn(
-            f"objcprefork: this process is restricted ({snap['restricted']}): Apple's runtime "
+            f"objcprefork: this process is restricted ({reason}): Apple's runtime "
             "aborts it at any new +initialize, so objcprefork forces nothing here and keeps "
             "only what the parent initialized. Switch objcprefork on in the parent process "
             "(install() before it forks, OBJCPREFORK=1, or `objcprefork run -- CMD`).",

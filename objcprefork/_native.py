@@ -29,6 +29,9 @@ class InertCore:
     def is_installed(self) -> bool:
         return False
 
+    def withheld(self) -> str | None:
+        return None  # no runtime is ever bound
+
     def set_child_core_dumps(self, flag: bool, /) -> bool:
         return True  # no fork handler to set anything with
 

@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+static PyObject *runtime_str(const char *text);
+
 enum { STATE_PENDING, STATE_INITIALIZED, STATE_NOT_LOADED, STATE_BLOCKED };
 static const char *const state_names[] = {"pending", "initialized", "not loaded", "blocked"};
 
@@ -131,6 +133,17 @@ py_is_installed(PyObject *module, PyObject *unused)
     return PyBool_FromLong(atomic_load(&installed));
 }
 
+/* Why objcprefork starts no +initialize here, where it would matter: the
+   process is restricted, Apple's check is on, and a runtime is bound; else
+   None. A read of flags, as is_installed. */
+static PyObject *
+py_withheld(PyObject *module, PyObject *unused)
+{
+    int withheld = atomic_load(&restricted) && !check_off_reason &&
+                   atomic_load_explicit(&runtime_bound, memory_order_acquire);
+    return runtime_str(withheld ? restricted_reason : NULL);
+}
+
 /* When installed: binds the runtime if one was loaded since the last look,
    looks up the listed classes when classes were added since the last pass,
    and, unless the process is restricted, forces the found ones. Returns how
@@ -166,16 +179,6 @@ add_item(PyObject *dict, const char *key, PyObject *value)
     return result;
 }
 
-static int
-add_pair(PyObject *dict, const char *key, size_t length, PyObject *value)
-{
-    PyObject *name = PyUnicode_FromStringAndSize(key, (Py_ssize_t)length);
-    int result = name && value ? PyDict_SetItem(dict, name, value) : -1;
-    Py_XDECREF(name);
-    Py_XDECREF(value);
-    return result;
-}
-
 /* Looks up (realizes, never initializes) the listed classes not found yet;
    the GIL is released. */
 static void
@@ -193,6 +196,8 @@ static PyObject *
 py_snapshot(PyObject *module, PyObject *unused)
 {
     PyObject *result = PyDict_New(), *classes = PyDict_New(), *sources = PyDict_New();
+    PyObject *states[4] = {NULL, NULL, NULL, NULL}, *source = NULL;
+    const char *last_source = NULL;
     struct table *t;
     int lineage = atomic_load(&restricted), blocked = lineage && !check_off_reason;
     int bound = 0, failed = 0;
@@ -203,6 +208,10 @@ py_snapshot(PyObject *module, PyObject *unused)
     bound = ensure_runtime();
     find_listed(bound);
     Py_END_ALLOW_THREADS
+    /* Shared objects: one str per state (interned), per run of one source
+       (entries share its copy) and per name: a list of thousands of classes
+       costs a snapshot, and so every fork after it, no more memory than
+       needed. */
     t = table_enter();
     for (i = 0; t && i < t->count && !failed; i++) {
         struct entry *e = &t->entries[i];
@@ -210,9 +219,22 @@ py_snapshot(PyObject *module, PyObject *unused)
                     : !atomic_load(&e->cls) ? STATE_NOT_LOADED
                     : blocked               ? STATE_BLOCKED
                                             : STATE_PENDING;
-        failed = add_pair(classes, e->name, e->length, PyUnicode_FromString(state_names[state])) < 0 ||
-                 add_pair(sources, e->name, e->length, PyUnicode_FromString(e->source)) < 0;
+        PyObject *name = PyUnicode_FromStringAndSize(e->name, (Py_ssize_t)e->length);
+        if (e->source != last_source) {
+            Py_XDECREF(source);
+            source = PyUnicode_FromString(e->source);
+            last_source = e->source;
+        }
+        failed = !name || !source || !(states[state] ||
+                                       (states[state] = PyUnicode_InternFromString(
+                                            state_names[state]))) ||
+                 PyDict_SetItem(classes, name, states[state]) < 0 ||
+                 PyDict_SetItem(sources, name, source) < 0;
+        Py_XDECREF(name);
     }
+    Py_XDECREF(source);
+    for (i = 0; i < 4; i++)
+        Py_XDECREF(states[i]);
     table_exit();
     if (failed ||
         add_item(result, "installed", PyBool_FromLong(atomic_load(&installed))) < 0 ||
@@ -304,6 +326,9 @@ static PyMethodDef methods[] = {
      "Switch objcprefork on or off (the handlers are registered at first load); returns the "
      "old state."},
     {"is_installed", py_is_installed, METH_NOARGS, "Whether objcprefork is switched on."},
+    {"withheld", py_withheld, METH_NOARGS,
+     "Why no +initialize is started in this restricted process (Apple's check on, a "
+     "runtime loaded), or None."},
     {"set_child_core_dumps", py_set_child_core_dumps, METH_O,
      "Allow or forbid core dumps in forked children (RLIMIT_CORE 0 there); returns the old "
      "setting."},
