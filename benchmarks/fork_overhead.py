@@ -67,15 +67,9 @@ if mode in ("startup", "api"):
     from objcprefork._native import core
     assert list(core.snapshot()["classes"].values()) == ["initialized"] * len(names)
 thread = threading.Thread(target=lambda: None); thread.start(); thread.join()
+from _forks import timed_forks
 for line in sys.stdin:
-    times = []
-    for _ in range(int(line)):
-        start = time.perf_counter_ns()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-        times.append(time.perf_counter_ns() - start)
+    times = timed_forks(int(line))
     print(json.dumps({"times": times, "rss_added_kib": added, "rss_kib": rss_kib()}),
           flush=True)
 """
@@ -168,14 +162,9 @@ ballast = [{"n": i, "s": str(i) * 3} for i in range(int(sys.argv[3]) * 4300)]
 import objcprefork
 names = json.loads(sys.argv[2])
 thread = threading.Thread(target=lambda: None); thread.start(); thread.join()
+from _forks import timed_forks
 def batch(n=20):
-    out = []
-    for _ in range(n):
-        start = time.perf_counter_ns(); pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0); out.append(time.perf_counter_ns() - start)
-    return out
+    return timed_forks(n)
 on, off = [], []
 for _ in range(60):
     objcprefork.install(names, defaults=False); on += batch()

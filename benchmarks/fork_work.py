@@ -50,21 +50,11 @@ if not mode.startswith("never imported"):  # the before-fork hook alone, warm
     for _ in range(calls):
         core.force()
     hook_ns = (time.perf_counter_ns() - start) / calls
-pid = os.fork()  # untimed: the first fork after the loads
-if pid == 0:
-    os._exit(0)
-os.waitpid(pid, 0)
+from _forks import timed_forks
+timed_forks(1)  # untimed: the first fork after the loads
 print(json.dumps(hook_ns), flush=True)
 for line in sys.stdin:
-    times = []
-    for _ in range(int(line)):
-        start = time.perf_counter_ns()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-        times.append(time.perf_counter_ns() - start)
-    print(json.dumps(times), flush=True)
+    print(json.dumps(timed_forks(int(line))), flush=True)
 """
 
 # Each variant against the baseline that maps the same libraries.

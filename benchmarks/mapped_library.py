@@ -17,16 +17,7 @@ WORKER = r"""
 import _ctypes, ctypes, json, os, sys, time
 import importlib.util
 path = importlib.util.find_spec("objcprefork._objcprefork").origin
-def forks(n):
-    out = []
-    for _ in range(n):
-        start = time.perf_counter_ns()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-        out.append(time.perf_counter_ns() - start)
-    return out
+from _forks import timed_forks as forks
 def untimed():
     forks(1)
 mapped, unmapped = [], []
