@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
+from conftest import no_runtime_at_start
 from forkprobe import APPLE, RUNTIME
 
 SCENARIO = """
@@ -38,6 +38,7 @@ def test_system_runtime(run_python):
                          "c_thread": "exit 0", "untouched": 0}
 
 
+@no_runtime_at_start  # libobjc2 alone in the process: not beside a preloaded libobjc
 def test_gnustep_libobjc2(run_python, libobjc2):
     runtime, fixtures = libobjc2
     facts = run_python(SCENARIO.replace(
@@ -51,8 +52,7 @@ def test_gnustep_libobjc2(run_python, libobjc2):
                          "c_thread": "exit 0", "untouched": 0}
 
 
-@pytest.mark.skipif(APPLE, reason="a stand-in runtime cannot take the place of the libobjc "
-                    "every macOS process has loaded")
+@no_runtime_at_start  # a stand-in runtime cannot replace the libobjc already loaded
 def test_a_runtime_without_diagnostic_queries_still_forces(run_command, tmp_path):
     # Binding needs only what forcing needs; the diagnostics say what is missing.
     library = tmp_path / "libforcingonly.so"

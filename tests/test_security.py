@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import no_runtime_at_start
 
 from objcprefork._config import Config, ConfigError, load, read_file
 from objcprefork._files import append_classes
@@ -182,8 +183,7 @@ def test_non_utf8_class_names_and_runtime_paths(run_python, fixtures, tmp_path):
     assert run.facts == {"runtime": True, "odd": True, "state": "initialized"}
 
 
-@pytest.mark.skipif(sys.platform == "darwin", reason="a stand-in runtime cannot take the place "
-                    "of the libobjc every macOS process has loaded")
+@no_runtime_at_start  # a stand-in runtime cannot replace the libobjc already loaded
 def test_class_list_growing_between_calls_never_overflows(run_command, tmp_path):
     # objc_getClassList(NULL, 0), then a class registered, then the call with
     # the buffer returns more than it holds: loop until the count is stable.
