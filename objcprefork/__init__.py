@@ -107,7 +107,7 @@ def _install(names: "Mapping[str, str]", frameworks: "Iterable[str]" = (), *,
         load_frameworks(frameworks, allow_paths=allow_paths)
     was = core.set_installed(True)  # registering the handlers is what can fail: first
     try:
-        core.set_table(dict(names), True)
+        core.set_table(names if isinstance(names, dict) else dict(names), True)
     except BaseException:
         core.set_installed(was)
         raise

@@ -76,8 +76,11 @@ static atomic_int just_hooked; /* the pass right after hooking must not settle *
 /* Grows whenever the runtime signals new classes or a library is added: the
    library count backs the signal up where a loader swallows it (GCC's
    objc_send_load calls no callback while any class's superclass is
-   unresolved; a loader may save, replace and restore the hook). Both only
-   grow, so their sum changes at any change. */
+   unresolved; a loader may save, replace and restore the hook). On Linux
+   both only grow (dlpi_adds counts additions), so their sum changes at any
+   change. On macOS the image count falls at a dlclose, but objc4's signal
+   comes for every image it maps, so an image that brings classes always
+   moves the sum. */
 uint64_t
 classes_added(void)
 {
@@ -266,8 +269,9 @@ bound:
     atomic_store_explicit(&runtime_bound, 1, memory_order_release);
 }
 
-/* Libraries ever loaded: it grows when one is added, so an unchanged count
-   means no runtime can have appeared since the last look. Read before
+/* Libraries loaded: it changes when one is added (on macOS, where it is the
+   current count, libobjc is loaded from the start anyway), so an unchanged
+   count means no runtime can have appeared since the last look. Read before
    looking: a library counted but still being opened holds the loader's lock,
    which find_runtime's dlopen then waits for. */
 #ifdef __APPLE__
