@@ -171,6 +171,81 @@ def screen(text: str) -> str | None:
     return None
 
 
+def quick_parse(text: str) -> "dict[str, object] | None":
+    """The values of text when it keeps to the plain form objcprefork writes:
+    `key = value` lines at the top level, each value true, false, a string
+    without escapes, or a flat array of such strings (over several lines,
+    with commas and comments); None for anything else, which tomllib then
+    reads (with its own messages). It agrees with tomllib wherever it answers
+    (tests/test_fuzz.py), and spares the start-up of importing tomllib and re,
+    about 14 ms, where a config file exists."""
+    if "\r" in text or any((c < " " and c not in "\t\n") or c == "\x7f" for c in text):
+        return None  # control characters: tomllib decides
+    data: dict[str, object] = {}
+    n = len(text)
+
+    def skip(i: int, newlines: bool) -> int:  # blanks and comments
+        while i < n:
+            if text[i] in " \t" or (newlines and text[i] == "\n"):
+                i += 1
+            elif text[i] == "#":
+                end = text.find("\n", i)
+                i = n if end < 0 else end
+            else:
+                break
+        return i
+
+    def string(i: int) -> "tuple[str | None, int]":
+        end = text.find(text[i], i + 1)
+        value = text[i + 1:end] if end > 0 else "\n"
+        if "\n" in value or (text[i] == '"' and "\\" in value):
+            return None, i
+        return value, end + 1
+
+    i = skip(0, True)
+    while i < n:
+        start = i
+        while i < n and ((text[i].isascii() and text[i].isalnum()) or text[i] in "_-"):
+            i += 1
+        key = text[start:i]
+        i = skip(i, False)
+        if not key or key in data or i >= n or text[i] != "=":
+            return None
+        i = skip(i + 1, False)
+        value: object
+        if text.startswith(("true", "false"), i):
+            value = text.startswith("true", i)
+            i += 4 if value else 5
+        elif i < n and text[i] in "\"'":
+            value, i = string(i)
+        elif i < n and text[i] == "[":
+            items: list[str] = []
+            i = skip(i + 1, True)
+            while i < n and text[i] != "]":
+                item, i = string(i) if text[i] in "\"'" else (None, i)
+                if item is None:
+                    return None
+                items.append(item)
+                i = skip(i, True)
+                if i < n and text[i] == ",":
+                    i = skip(i + 1, True)
+                elif i < n and text[i] != "]":
+                    return None
+            if i >= n:
+                return None
+            value, i = items, i + 1
+        else:
+            return None
+        if value is None:
+            return None
+        i = skip(i, False)
+        if i < n and text[i] != "\n":
+            return None
+        data[key] = value
+        i = skip(i, True)
+    return data
+
+
 def read_file(path: str, config: Config) -> None:
     """Read a TOML config file into config; ConfigError names the file and the line."""
     try:
@@ -185,22 +260,25 @@ def read_file(path: str, config: Config) -> None:
 
 def parse(text: str, path: str, config: Config) -> None:
     """Read the text of the config file path into config (ConfigError)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
 
     shown = escape(path)
-    problem = screen(text)
-    if problem:
-        raise ConfigError(f"{shown}: {problem} (objcprefork reads the keys "
-                          f"{', '.join(FILE_KEYS)})")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(_toml_problem(shown, str(exc), text)) from None
-    except RecursionError:  # tomllib recurses into nested arrays
-        raise ConfigError(f"{shown}: nested too deeply to read") from None
+    data = quick_parse(text)
+    if data is None:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+
+        problem = screen(text)
+        if problem:
+            raise ConfigError(f"{shown}: {problem} (objcprefork reads the keys "
+                              f"{', '.join(FILE_KEYS)})")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(_toml_problem(shown, str(exc), text)) from None
+        except RecursionError:  # tomllib recurses into nested arrays
+            raise ConfigError(f"{shown}: nested too deeply to read") from None
 
     def fail(key: str, needle: str, problem: str) -> ConfigError:
         line = _line_of(text, needle)
@@ -222,10 +300,13 @@ def parse(text: str, path: str, config: Config) -> None:
             if not isinstance(item, str):
                 raise fail(key, key, f"must be a list of strings; {item!r} is not a string")
         lists[key] = value
-    from ._frameworks import validate_framework_names
+    valid: dict[str, tuple[str, ...]] = {"frameworks": ()}
+    checks: list[tuple[str, Callable[[Iterable[str]], tuple[str, ...]]]] = [
+        ("classes", validate_names)]
+    if lists["frameworks"]:  # its module imports re: only when there are any
+        from ._frameworks import validate_framework_names
 
-    valid = {}
-    checks = (("classes", validate_names), ("frameworks", validate_framework_names))
+        checks.append(("frameworks", validate_framework_names))
     for key, validate in checks:
         try:
             valid[key] = validate(lists[key])

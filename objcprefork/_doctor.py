@@ -250,9 +250,9 @@ def render(report: dict[str, Any]) -> str:
         f"enforcement:  {enforced[report['enforcement']]}",
         *(f"              - {fact}" for fact in report["enforcement_facts"]),
         f"classes:      {len(report['classes'])}",
-        *(f"              {c['name']:<32} {c['state']:<12} {c['source']:<20} "
-          + (f"did you mean {c['did_you_mean']}?" if c["did_you_mean"] else c["image"] or "")
-          for c in report["classes"]),
+        *((f"              {c['name']:<32} {c['state']:<12} {c['source']:<20} "
+           + (f"did you mean {c['did_you_mean']}?" if c["did_you_mean"] else c["image"] or "")
+           ).rstrip() for c in report["classes"]),
         "new classes:  " + (f"told by {report['load_signal']}" if report["load_signal"]
                             else "looked for before every fork from Python"),
     ]

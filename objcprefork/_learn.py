@@ -148,7 +148,9 @@ def learn(command: list[str], env: dict[str, str], config: str,
         f"objcprefork run --learn: learnt {len(learnt)} class(es) from "
         f"{max(len(learner.log.children), 1)} child process(es): {', '.join(learnt)}\n"
         if learnt else "objcprefork run --learn: nothing to learn: no fork child of a threaded "
-        "parent initialized a class, and no fork-safety crash was seen\n").encode())
+        "parent initialized a class, and no fork-safety crash was seen"
+        + ("" if sys.platform == "darwin" else " (only Apple's runtime logs +initialize: "
+           "learn on macOS)") + "\n").encode())
     if learnt:
         record(config, learnt, "run --learn")
     for signum in FORWARDED:

@@ -13,7 +13,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from objcprefork._config import Config, ConfigError, load, read_file  # noqa: E402
+from objcprefork._config import Config, ConfigError, load, quick_parse, read_file  # noqa: E402
 from objcprefork._crashlog import read_report  # noqa: E402
 from objcprefork._names import MAX_NAME_BYTES, split_names, validate_name, validate_names  # noqa: E402
 
@@ -137,3 +137,38 @@ def test_huge_and_hostile_inputs(tmp_path):
         nested = b"[" * depth + b'"+[Deep initialize] may have been in progress in another ' \
             b'thread when fork()"' + b"]" * depth
         assert read_report(b'{"bug_type": "309"}\n' + nested).classes == ("Deep",)
+
+
+# The config file's quick reader answers only where it agrees with tomllib.
+_piece = st.sampled_from(["classes", "defaults", "frameworks", "x-1", "a.b", " ", "\t", "=",
+                          "[", "]", ",", "\n", "#", "true", "false", "1", '"', "'", "\\",
+                          '"NSString"', "'NSDate'", '"a#b"', '"\\u0041"', "\r", "\x01",
+                          "{", "}", '"""', "é"])
+_toml_like = st.lists(_piece, max_size=40).map("".join)
+_plain = st.lists(st.tuples(
+    st.sampled_from(["classes", "frameworks", "defaults"]),
+    st.one_of(st.booleans(), st.lists(st.from_regex(r"[A-Za-z_.#é -]{0,12}", fullmatch=True),
+                                      max_size=4)))).map(
+    lambda pairs: "".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v!r}\n"
+                          for k, v in dict(pairs).items()))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(_toml_like, _plain))
+def test_quick_config_reader_agrees_with_tomllib(text):
+    import tomllib
+
+    quick = quick_parse(text)
+    if quick is None:
+        return  # tomllib decides, and its errors are the messages
+    assert quick == tomllib.loads(text)
+
+
+def test_quick_config_reader_takes_what_objcprefork_writes(tmp_path):
+    from objcprefork._files import append_classes
+
+    path = tmp_path / "c.toml"
+    path.write_text("# mine\ndefaults = false\n")
+    append_classes(str(path), ["NSDate", "__NSCFConstantString"])
+    assert quick_parse(path.read_text()) == {
+        "defaults": False, "classes": ["NSDate", "__NSCFConstantString"]}
