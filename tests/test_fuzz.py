@@ -156,7 +156,10 @@ _plain = st.lists(st.tuples(
 @settings(max_examples=1500, deadline=None)
 @given(st.one_of(_toml_like, _plain))
 def test_quick_config_reader_agrees_with_tomllib(text):
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # 3.10: the reader objcprefork uses there
+        import tomli as tomllib
 
     quick = quick_parse(text)
     if quick is None:
