@@ -8,12 +8,13 @@ if TYPE_CHECKING:
 
 class _Frozen:
     __slots__: tuple[str, ...] = ()
+    _FIELDS: tuple[str, ...] = ()
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is read-only")
 
     def _fields(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self._FIELDS)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, type(self)) and self._fields() == other._fields()
@@ -22,7 +23,7 @@ class _Frozen:
         return hash(self._fields())
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
         return f"{type(self).__name__}({fields})"
 
 
@@ -38,7 +39,7 @@ class ClassStatus(_Frozen):
       starting its +initialize would abort this process (see Status.restricted).
     """
 
-    __slots__ = ("name", "source", "state")
+    __slots__ = _FIELDS = ("name", "source", "state")
     name: str
     state: "ClassState"
     source: str
@@ -68,7 +69,7 @@ class Status(_Frozen):
     snapshot keys, one for one.
     """
 
-    __slots__ = (
+    _FIELDS = (
         "check_off",
         "child_core_dumps",
         "classes",
@@ -81,6 +82,10 @@ class Status(_Frozen):
         "runtime_missing",
         "threaded_parent",
     )
+    # classes is made from the snapshot's two dicts when first read: install()
+    # returns a Status that is mostly dropped unread, and thousands of objects
+    # made and freed would leave heap that every later fork copies.
+    __slots__ = (*(name for name in _FIELDS if name != "classes"), "_listed", "_classes")
     installed: bool
     restricted: str | None
     check_off: str | None
@@ -91,14 +96,23 @@ class Status(_Frozen):
     forcing_call: str | None
     load_signal: str | None
     diagnostics_missing: str | None
-    classes: tuple[ClassStatus, ...]
 
     def __init__(self, snap: "Snapshot") -> None:
-        sources = snap["sources"]
-        classes = tuple(ClassStatus(name, state, sources.get(name, "unknown"))
-                        for name, state in snap["classes"].items())
-        for name in self.__slots__:
-            object.__setattr__(self, name, classes if name == "classes" else snap[name])  # type: ignore[literal-required]
+        for name in self.__slots__[:-2]:
+            object.__setattr__(self, name, snap[name])  # type: ignore[literal-required]
+        object.__setattr__(self, "_listed", (snap["classes"], snap["sources"]))
+
+    @property
+    def classes(self) -> tuple[ClassStatus, ...]:
+        """Each listed class and its state, in list order."""
+        try:
+            return self._classes  # type: ignore[no-any-return]
+        except AttributeError:
+            states, sources = self._listed
+            classes = tuple(ClassStatus(name, state, sources.get(name, "unknown"))
+                            for name, state in states.items())
+            object.__setattr__(self, "_classes", classes)
+            return classes
 
     def names(self, state: "ClassState") -> tuple[str, ...]:
         """The listed classes in the given state."""

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 static PyObject *runtime_str(const char *text);
 
@@ -46,49 +47,51 @@ bound_now(void)
 /* set_table(classes, append=False): classes maps each name to its source, in
    order. A private copy of the dict keeps every str, and so its UTF-8 buffer,
    alive while the GIL is released, whatever another thread does to the
-   caller's dict. */
+   caller's dict. The pointer arrays are scratch memory (core.h). */
 static PyObject *
 py_set_table(PyObject *module, PyObject *args)
 {
     PyObject *classes, *name, *source;
     struct name_list given = {0};
-    Py_ssize_t n, position = 0, i = 0, length;
+    Py_ssize_t position = 0, length;
+    size_t i = 0, bytes;
     int append = 0, built = 0;
     if (!PyArg_ParseTuple(args, "O!|p:set_table", &PyDict_Type, &classes, &append) ||
         !(classes = PyDict_Copy(classes)))
         return NULL;
-    n = PyDict_Size(classes);
-    given.names = PyMem_Malloc(sizeof(char *) * (size_t)(n ? n : 1));
-    given.sources = PyMem_Malloc(sizeof(char *) * (size_t)(n ? n : 1));
-    given.lengths = PyMem_Malloc(sizeof(size_t) * (size_t)(n ? n : 1));
-    given.source_lengths = PyMem_Malloc(sizeof(size_t) * (size_t)(n ? n : 1));
-    if (!given.names || !given.sources || !given.lengths || !given.source_lengths) {
+    bytes = 2 * sizeof(char *) * ((size_t)PyDict_Size(classes) + 1);
+    if (!(given.names = scratch_alloc(bytes))) {
         PyErr_NoMemory();
         goto done;
     }
+    given.sources = given.names + bytes / (2 * sizeof(char *));
     while (PyDict_Next(classes, &position, &name, &source)) {
+        const char *texts[2] = {NULL, NULL};
+        int k;
         if (!PyUnicode_Check(name) || !PyUnicode_Check(source)) {
             PyErr_Format(PyExc_TypeError, "class names and sources must be str, not %R: %R",
                          name, source);
             goto done;
         }
-        if (!(given.names[i] = PyUnicode_AsUTF8AndSize(name, &length)))
-            goto done;
-        given.lengths[i] = (size_t)length;
-        if (!(given.sources[i] = PyUnicode_AsUTF8AndSize(source, &length)))
-            goto done;
-        given.source_lengths[i++] = (size_t)length;
+        for (k = 0; k < 2; k++) {
+            if (!(texts[k] = PyUnicode_AsUTF8AndSize(k ? source : name, &length)))
+                goto done;
+            if (strlen(texts[k]) != (size_t)length) {
+                PyErr_Format(PyExc_ValueError, "class names and sources cannot contain NUL: %R",
+                             k ? source : name);
+                goto done;
+            }
+        }
+        given.names[i] = texts[0];
+        given.sources[i++] = texts[1];
     }
-    given.count = (size_t)i;
+    given.count = i;
     WITHOUT_GIL_LOCKED(built = set_table(&given, append));
     if (!built)
         PyErr_NoMemory();
 done:
     Py_DECREF(classes);
-    PyMem_Free(given.names);
-    PyMem_Free(given.sources);
-    PyMem_Free(given.lengths);
-    PyMem_Free(given.source_lengths);
+    scratch_free((void *)given.names, bytes);
     if (PyErr_Occurred())
         return NULL;
     Py_RETURN_NONE;
@@ -188,7 +191,7 @@ find_listed(int bound)
     size_t i;
     for (i = 0; bound && t && i < t->count; i++)
         if (!atomic_load(&t->entries[i].done))
-            (void)find_class(&t->entries[i]);
+            (void)find_class(t, &t->entries[i]);
     table_exit();
 }
 
@@ -197,7 +200,7 @@ py_snapshot(PyObject *module, PyObject *unused)
 {
     PyObject *result = PyDict_New(), *classes = PyDict_New(), *sources = PyDict_New();
     PyObject *states[4] = {NULL, NULL, NULL, NULL}, *source = NULL;
-    const char *last_source = NULL;
+    uint32_t last_source = UINT32_MAX;
     struct table *t;
     int lineage = atomic_load(&restricted), blocked = lineage && !check_off_reason;
     int bound = 0, failed = 0;
@@ -216,13 +219,13 @@ py_snapshot(PyObject *module, PyObject *unused)
     for (i = 0; t && i < t->count && !failed; i++) {
         struct entry *e = &t->entries[i];
         int state = atomic_load(&e->done)  ? STATE_INITIALIZED
-                    : !atomic_load(&e->cls) ? STATE_NOT_LOADED
+                    : !atomic_load(&e->found) ? STATE_NOT_LOADED
                     : blocked               ? STATE_BLOCKED
                                             : STATE_PENDING;
-        PyObject *name = PyUnicode_FromStringAndSize(e->name, (Py_ssize_t)e->length);
+        PyObject *name = PyUnicode_FromString(entry_name(t, e));
         if (e->source != last_source) {
             Py_XDECREF(source);
-            source = PyUnicode_FromString(e->source);
+            source = PyUnicode_FromString(table_strings(t) + e->source);
             last_source = e->source;
         }
         failed = !name || !source || !(states[state] ||

@@ -46,28 +46,34 @@ objc_class *all_classes(int *count); /* malloc'd; NULL: none or no memory */
 
 /* ---- table.c ------------------------------------------------------------ */
 
-/* 32 bytes: a table's memory is copied at every fork, so it stays small. */
+/* Every fork copies a table's pages, so a table holds only what a pass
+   needs (docs/design.md, "The table"): 12 bytes an entry, then the strings
+   (each run of entries with one source shares its copy). The index that
+   finds names while building exists only then. */
 struct entry {
-    const char *name, *source; /* into the table's own allocation; a run of
-                                  entries with one source shares its copy */
-    _Atomic(objc_class) cls;   /* cached once found; classes are never unloaded */
-    uint32_t length;           /* names are capped far below (objcprefork._names) */
-    atomic_int done;           /* +initialize ran, forced by us */
+    uint32_t name, source; /* offsets of NUL-terminated strings in table_strings() */
+    atomic_uchar found;    /* looked up and loaded; classes are never unloaded */
+    atomic_uchar done;     /* +initialize ran, forced by us */
 };
 
 struct table {
     struct table *retired_next;
     _Atomic uint64_t settled; /* classes_added()+1 when a pass left nothing to force */
-    size_t count, mask;       /* mask + 1 slots in index, a power of two */
-    uint32_t *index;          /* slot -> entry number + 1, or 0 */
-    struct entry entries[];
+    size_t count;
+    struct entry entries[]; /* then the strings */
 };
+#define table_strings(t) ((char *)&(t)->entries[(t)->count])
+#define entry_name(t, e) (table_strings(t) + (e)->name)
 
-struct name_list {
+struct name_list { /* names unique, sources in the same order; NUL-free UTF-8 */
     size_t count;
     const char **names, **sources;
-    size_t *lengths, *source_lengths;
 };
+
+/* Memory that is freed at once goes back to the system, not to the heap:
+   freed heap stays resident, and every fork copies it. */
+void *scratch_alloc(size_t bytes); /* zeroed; NULL: no memory */
+void scratch_free(void *memory, size_t bytes);
 
 extern pthread_mutex_t config_lock;
 extern atomic_long readers;
@@ -80,7 +86,7 @@ struct table *table_enter(void);
 void table_exit(void);
 int set_table(const struct name_list *given, int append); /* config_lock held; 0: no memory */
 uint64_t force_listed(void); /* GIL released, never in a fork */
-objc_class find_class(struct entry *e); /* cached or looked up; never initializes */
+objc_class find_class(struct table *t, struct entry *e); /* looks up, marks found; never initializes */
 
 /* ---- fork.c ------------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /* The class table (docs/design.md, "The table"). Tables are immutable but for
-   two per-entry caches (the Class and a done flag) and the settled mark,
-   written with atomics; a racing writer only repeats an idempotent lookup.
+   two per-entry flags (found, done) and the settled mark, written with
+   atomics; a racing writer only repeats an idempotent lookup.
 
    Lifetime. A reader counts itself in `readers` before loading the table
    pointer; a writer that swaps the pointer frees retired tables only when it
@@ -14,10 +14,12 @@
    a thread-local may allocate, and on macOS before 12 take a dyld lock that
    fork does not reset (dyld threadLocalVariables.c, tlv_get_addr);
    pthread_getspecific does neither. */
+#define _DEFAULT_SOURCE 1 /* MAP_ANON */
 #include "core.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 atomic_long readers;
@@ -69,96 +71,124 @@ table_exit(void)
 
 /* ---- building: plain C, config_lock held, GIL released -------------------- */
 
+void *
+scratch_alloc(size_t bytes)
+{
+    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+    return memory == MAP_FAILED ? NULL : memory;
+}
+
+void
+scratch_free(void *memory, size_t bytes)
+{
+    if (memory)
+        munmap(memory, bytes);
+}
+
 static size_t
-hash_name(const char *name, size_t length)
+hash_name(const char *name)
 {
     uint64_t h = 1469598103934665603u; /* FNV-1a */
-    size_t i;
-    for (i = 0; i < length; i++)
-        h = (h ^ (unsigned char)name[i]) * 1099511628211u;
+    for (; *name; name++)
+        h = (h ^ (unsigned char)*name) * 1099511628211u;
     return (size_t)h;
 }
 
-static struct entry *
-find_entry(struct table *t, const char *name, size_t length)
+/* An open-addressing index of a table's names, alive while a table is built. */
+struct index {
+    uint32_t *slots; /* entry number + 1, or 0 */
+    size_t mask, bytes;
+};
+
+static uint32_t *
+slot_of(const struct index *ix, const struct table *t, const char *name)
 {
-    size_t slot;
-    if (!t)
-        return NULL;
-    for (slot = hash_name(name, length) & t->mask; t->index[slot]; slot = (slot + 1) & t->mask) {
-        struct entry *e = &t->entries[t->index[slot] - 1];
-        if (e->length == length && memcmp(e->name, name, length) == 0)
-            return e;
+    size_t slot = hash_name(name) & ix->mask;
+    while (ix->slots[slot] && strcmp(entry_name(t, &t->entries[ix->slots[slot] - 1]), name))
+        slot = (slot + 1) & ix->mask;
+    return &ix->slots[slot];
+}
+
+/* Indexes t's names (nothing for no table); 0: no memory. */
+static int
+index_table(struct index *ix, const struct table *t)
+{
+    size_t slots = 4, i;
+    ix->slots = NULL;
+    ix->mask = ix->bytes = 0;
+    if (!t || !t->count)
+        return 1;
+    while (slots < 2 * t->count)
+        slots *= 2;
+    ix->bytes = slots * sizeof(uint32_t);
+    if (!(ix->slots = scratch_alloc(ix->bytes)))
+        return 0;
+    ix->mask = slots - 1;
+    for (i = 0; i < t->count; i++) /* names in a table are unique */
+        *slot_of(ix, t, entry_name(t, &t->entries[i])) = (uint32_t)(i + 1);
+    return 1;
+}
+
+static const struct entry *
+look_up(const struct index *ix, const struct table *t, const char *name)
+{
+    uint32_t number = ix->slots ? *slot_of(ix, t, name) : 0;
+    return number ? &t->entries[number - 1] : NULL;
+}
+
+/* One walk over what the new table holds, in order: the old table's entries
+   when appending, then the given names it lacks; each keeps its first source
+   and what the old table knew of it (found, done). With t NULL it measures
+   (*count, and the string bytes it returns); else it fills t, whose count
+   was measured so. A run of entries with one source shares its copy. */
+static size_t
+lay_out(struct table *t, const struct table *old, const struct index *known,
+        const struct name_list *given, int append, size_t *count)
+{
+    size_t kept = append && old ? old->count : 0, n = 0, bytes = 0, i;
+    const char *previous = NULL;
+    for (i = 0; i < kept + given->count; i++) {
+        const struct entry *was = i < kept ? &old->entries[i]
+                                           : look_up(known, old, given->names[i - kept]);
+        const char *name = i < kept ? entry_name(old, was) : given->names[i - kept];
+        const char *source = i < kept ? table_strings(old) + was->source : given->sources[i - kept];
+        int shared = previous && strcmp(previous, source) == 0;
+        if (i >= kept && append && was)
+            continue; /* listed already */
+        if (t) {
+            struct entry *e = &t->entries[n];
+            e->name = (uint32_t)bytes;
+            memcpy(table_strings(t) + bytes, name, strlen(name) + 1);
+            e->source = shared ? t->entries[n - 1].source : (uint32_t)(bytes + strlen(name) + 1);
+            if (!shared)
+                memcpy(table_strings(t) + e->source, source, strlen(source) + 1);
+            atomic_init(&e->found, was ? atomic_load(&was->found) : 0);
+            atomic_init(&e->done, was ? atomic_load(&was->done) : 0);
+        }
+        bytes += strlen(name) + 1 + (shared ? 0 : strlen(source) + 1);
+        previous = source;
+        n++;
     }
-    return NULL;
+    *count = n;
+    return bytes;
 }
 
-static const char *
-copy_string(char **strings, const char *text, size_t length)
-{
-    char *copy = *strings;
-    memcpy(copy, text, length);
-    copy[length] = '\0';
-    *strings += length + 1;
-    return copy;
-}
-
-/* Adds one name unless t has it; known: what an older table knew of it. */
-static void
-add_entry(struct table *t, char **strings, const char *name, size_t length, const char *source,
-          size_t source_length, const struct entry *known)
-{
-    struct entry *e;
-    const char *previous = t->count ? t->entries[t->count - 1].source : NULL;
-    size_t slot;
-    if (find_entry(t, name, length))
-        return;
-    e = &t->entries[t->count];
-    e->name = copy_string(strings, name, length);
-    e->length = (uint32_t)length;
-    e->source = previous && strlen(previous) == source_length &&
-                        memcmp(previous, source, source_length) == 0
-                    ? previous
-                    : copy_string(strings, source, source_length);
-    atomic_init(&e->cls, known ? atomic_load(&known->cls) : NULL);
-    atomic_init(&e->done, known ? atomic_load(&known->done) : 0);
-    for (slot = hash_name(name, length) & t->mask; t->index[slot]; slot = (slot + 1) & t->mask)
-        ;
-    t->index[slot] = (uint32_t)++t->count;
-}
-
-/* The old table's names (when appending) then the given ones, without
-   duplicates, each keeping its first source and what the old table knew of
-   it: linear, by hashing. NULL: out of memory. */
+/* NULL: out of memory (or past what 32-bit offsets reach). */
 static struct table *
 build_table(struct table *old, const struct name_list *given, int append)
 {
-    size_t kept = append && old ? old->count : 0, most = kept + given->count, slots = 4;
-    size_t bytes = 0, i;
-    struct table *t;
-    char *strings;
-    while (slots < 2 * most)
-        slots *= 2;
-    for (i = 0; i < kept; i++)
-        bytes += old->entries[i].length + strlen(old->entries[i].source) + 2;
-    for (i = 0; i < given->count; i++)
-        bytes += given->lengths[i] + given->source_lengths[i] + 2;
-    t = malloc(sizeof *t + most * sizeof(struct entry) + slots * sizeof(uint32_t) + bytes + 1);
-    if (!t)
+    struct index known;
+    struct table *t = NULL;
+    size_t count, bytes;
+    if (!index_table(&known, old))
         return NULL;
-    t->index = (uint32_t *)&t->entries[most];
-    strings = (char *)&t->index[slots];
-    memset(t->index, 0, slots * sizeof(uint32_t));
-    t->mask = slots - 1;
-    t->count = 0;
-    atomic_init(&t->settled, 0);
-    for (i = 0; i < kept; i++) {
-        const struct entry *e = &old->entries[i];
-        add_entry(t, &strings, e->name, e->length, e->source, strlen(e->source), e);
+    bytes = lay_out(NULL, old, &known, given, append, &count);
+    if (bytes <= UINT32_MAX && (t = malloc(sizeof *t + count * sizeof(struct entry) + bytes))) {
+        t->count = count;
+        atomic_init(&t->settled, 0);
+        lay_out(t, old, &known, given, append, &count);
     }
-    for (i = 0; i < given->count; i++)
-        add_entry(t, &strings, given->names[i], given->lengths[i], given->sources[i],
-                  given->source_lengths[i], find_entry(old, given->names[i], given->lengths[i]));
+    scratch_free(known.slots, known.bytes);
     return t;
 }
 
@@ -188,11 +218,11 @@ set_table(const struct name_list *given, int append)
 /* ---- the forcing pass: never in a fork ------------------------------------ */
 
 objc_class
-find_class(struct entry *e)
+find_class(struct table *t, struct entry *e)
 {
-    objc_class cls = atomic_load_explicit(&e->cls, memory_order_relaxed);
-    if (!cls && (cls = runtime.lookUpClass(e->name)) != NULL)
-        atomic_store_explicit(&e->cls, cls, memory_order_relaxed);
+    objc_class cls = runtime.lookUpClass(entry_name(t, e));
+    if (cls)
+        atomic_store_explicit(&e->found, 1, memory_order_relaxed);
     return cls;
 }
 
@@ -216,7 +246,7 @@ force_listed(void)
         objc_class cls;
         if (atomic_load_explicit(&e->done, memory_order_acquire))
             continue;
-        if (!(cls = find_class(e)))
+        if (!(cls = find_class(t, e)))
             continue;
         /* Checked per class: a +initialize that forks continues this loop in
            a restricted child. */
