@@ -65,7 +65,8 @@ elif mode == "api":
 added = rss_kib() - before
 if mode in ("startup", "api"):
     from objcprefork._native import core
-    assert list(core.snapshot()["classes"].values()) == ["initialized"] * len(names)
+    from objcprefork._native import listed
+    assert [state for _, state, _ in listed(core.snapshot())] == ["initialized"] * len(names)
 thread = threading.Thread(target=lambda: None); thread.start(); thread.join()
 from _forks import timed_forks
 for line in sys.stdin:

@@ -15,7 +15,7 @@ import ctypes, json, sys, time
 ctypes.CDLL("libobjc.so.4")
 ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
 import objcprefork
-from objcprefork._native import core
+from objcprefork._native import core, listed
 names = json.loads(sys.argv[2])
 start = time.perf_counter_ns()
 if names is None:
@@ -23,7 +23,7 @@ if names is None:
 else:
     objcprefork._install(dict.fromkeys(names, "benchmark"))
 elapsed = time.perf_counter_ns() - start
-states = list(core.snapshot()["classes"].values())
+states = [state for _, state, _ in listed(core.snapshot())]
 print(json.dumps({"ns": elapsed, "initialized": states.count("initialized"),
                   "listed": len(states)}))
 """

@@ -10,8 +10,8 @@ loaded (Linux, Windows, macOS before 10.13) it does nothing, and says so.
 import os
 
 from ._defaults import DEFAULT_CLASSES
-from ._names import validate_names
-from ._native import InertCore, core
+from ._names import valid_names, validate_names
+from ._native import InertCore, core, listed
 
 # Kept light for interpreter start-up: typing, dataclasses and the config
 # reader are imported only when used.
@@ -59,7 +59,7 @@ def install(classes: "Iterable[str] | None" = None, *, defaults: bool = True,
         raise TypeError(f"child_core_dumps must be True, False or None, not "
                         f"{child_core_dumps!r}")
     listed = dict.fromkeys(DEFAULT_CLASSES, "defaults") if defaults else {}
-    for name in validate_names(classes) if classes is not None else ():
+    for name in valid_names(classes) if classes is not None else ():
         listed.setdefault(name, "install()")
     _install(listed, frameworks, allow_paths=True, child_core_dumps=child_core_dumps)
     return status()
@@ -154,13 +154,13 @@ def is_installed() -> bool:
 
 def classes() -> tuple[str, ...]:
     """The class list, in order."""
-    return tuple(core.snapshot()["classes"])
+    return tuple(name for name, _, _ in listed(core.snapshot()))
 
 
 def add_classes(names: "Iterable[str]") -> None:
     """Append classes to the list (duplicates are ignored); when installed, initialize them
     now (never in a restricted process: see Status.restricted)."""
-    core.set_table(dict.fromkeys(validate_names(names), "add_classes()"), True)
+    core.set_table(dict.fromkeys(valid_names(names), "add_classes()"), True)
     _force()
 
 
@@ -168,7 +168,7 @@ def set_classes(names: "Iterable[str]") -> None:
     """Replace the whole list, whatever put the classes there (the launcher, the
     environment, the config file, install()); when installed, initialize the new
     classes now (never in a restricted process: see Status.restricted)."""
-    core.set_table(dict.fromkeys(validate_names(names), "set_classes()"))
+    core.set_table(dict.fromkeys(valid_names(names), "set_classes()"))
     _force()
 
 

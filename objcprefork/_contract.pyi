@@ -17,8 +17,10 @@ class Snapshot(TypedDict):
     forcing_call: str | None  # the runtime function that runs +initialize
     load_signal: str | None  # what tells of new classes; None: looked for at every fork
     diagnostics_missing: str | None  # a query inspect() needs that the runtime lacks
-    classes: dict[str, ClassState]  # in list order
-    sources: dict[str, str]  # the way that listed each class first
+    # The listed classes, compact (objcprefork._native.listed() reads them):
+    names: str  # in list order, each ended by "\0"
+    states: bytes  # each one's state, as an index into STATES
+    sources: list[tuple[str, int]]  # (the way that listed them, how many names in a row)
 
 class InspectRow(TypedDict):
     name: str

@@ -3,7 +3,7 @@ and the config file all go through here."""
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 MAX_NAME_BYTES = 255
 MAX_GUESSED = 16  # listed names not loaded that close_names() looks at: diagnostics stay fast
@@ -52,6 +52,12 @@ def validate_names(names: object) -> tuple[str, ...]:
 
     A bare str is refused rather than taken as a list of one-letter names.
     """
+    return merge(valid_names(names))
+
+
+def valid_names(names: object) -> "Iterator[str]":
+    """validate_names() one name at a time, duplicates kept: what builds a
+    dict of thousands of names makes no list and no tuple of them first."""
     if isinstance(names, (str, bytes, bytearray)):
         raise TypeError(f"expected an iterable of class names, got {type(names).__name__} "
                         f"{_shown(names)}; wrap a single name in a list: [{_shown(names)}]")
@@ -60,7 +66,7 @@ def validate_names(names: object) -> tuple[str, ...]:
     except TypeError:
         raise TypeError(f"expected an iterable of class names, got {type(names).__name__}: "
                         f"{_shown(names)}") from None
-    return merge([validate_name(name) for name in items])
+    return (validate_name(name) for name in items)
 
 
 def escape(text: str) -> str:

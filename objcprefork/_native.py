@@ -42,13 +42,24 @@ class InertCore:
         return []  # no runtime: no class to describe
 
     def snapshot(self) -> "Snapshot":
+        from itertools import groupby
+
         return {
             "installed": False, "restricted": None, "check_off": None, "threaded_parent": False,
             "child_core_dumps": True,
             "runtime": None, "runtime_missing": self.reason, "forcing_call": None,
             "load_signal": None, "diagnostics_missing": None,
-            "classes": dict.fromkeys(self._sources, "not loaded"), "sources": dict(self._sources),
+            "names": "".join(f"{name}\0" for name in self._sources),
+            "states": bytes([self.STATES.index("not loaded")]) * len(self._sources),
+            "sources": [(source, len(list(run))) for source, run in groupby(self._sources.values())],
         }
+
+
+def listed(snap: "Snapshot") -> "list[tuple[str, ClassState, str]]":
+    """(name, state, source) of each listed class, in list order, from a snapshot."""
+    sources = [source for source, count in snap["sources"] for _ in range(count)]
+    return list(zip(snap["names"].split("\0")[:-1], (core.STATES[s] for s in snap["states"]),
+                    sources, strict=True))
 
 
 core: "Core"

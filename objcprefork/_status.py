@@ -82,9 +82,9 @@ class Status(_Frozen):
         "runtime_missing",
         "threaded_parent",
     )
-    # classes is made from the snapshot's two dicts when first read: install()
-    # returns a Status that is mostly dropped unread, and thousands of objects
-    # made and freed would leave heap that every later fork copies.
+    # classes is made from the snapshot when first read: install() returns a
+    # Status that is mostly dropped unread, and thousands of objects made and
+    # freed would leave heap that every later fork copies.
     __slots__ = (*(name for name in _FIELDS if name != "classes"), "_listed", "_classes")
     installed: bool
     restricted: str | None
@@ -100,7 +100,7 @@ class Status(_Frozen):
     def __init__(self, snap: "Snapshot") -> None:
         for name in self.__slots__[:-2]:
             object.__setattr__(self, name, snap[name])  # type: ignore[literal-required]
-        object.__setattr__(self, "_listed", (snap["classes"], snap["sources"]))
+        object.__setattr__(self, "_listed", snap)
 
     @property
     def classes(self) -> tuple[ClassStatus, ...]:
@@ -108,9 +108,9 @@ class Status(_Frozen):
         try:
             return self._classes  # type: ignore[no-any-return]
         except AttributeError:
-            states, sources = self._listed
-            classes = tuple(ClassStatus(name, state, sources.get(name, "unknown"))
-                            for name, state in states.items())
+            from ._native import listed
+
+            classes = tuple(ClassStatus(*row) for row in listed(self._listed))
             object.__setattr__(self, "_classes", classes)
             return classes
 

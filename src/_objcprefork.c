@@ -45,28 +45,37 @@ bound_now(void)
 }
 
 /* set_table(classes, append=False): classes maps each name to its source, in
-   order. A private copy of the dict keeps every str, and so its UTF-8 buffer,
-   alive while the GIL is released, whatever another thread does to the
-   caller's dict. The pointer arrays are scratch memory (core.h). */
+   order. A reference to every str keeps its UTF-8 buffer alive while the GIL
+   is released, whatever another thread then does to the caller's dict; the
+   references and pointers are scratch memory (core.h), where a copy of the
+   dict would leave its size in the heap. */
 static PyObject *
 py_set_table(PyObject *module, PyObject *args)
 {
-    PyObject *classes, *name, *source;
+    PyObject *classes, *name, *source, **held;
     struct name_list given = {0};
     Py_ssize_t position = 0, length;
-    size_t i = 0, bytes;
+    size_t count, i = 0, bytes;
     int append = 0, built = 0;
-    if (!PyArg_ParseTuple(args, "O!|p:set_table", &PyDict_Type, &classes, &append) ||
-        !(classes = PyDict_Copy(classes)))
+    if (!PyArg_ParseTuple(args, "O!|p:set_table", &PyDict_Type, &classes, &append))
         return NULL;
-    bytes = 2 * sizeof(char *) * ((size_t)PyDict_Size(classes) + 1);
+#ifdef Py_GIL_DISABLED
+    /* No GIL: another thread may change the dict while it is read. */
+    if (!(classes = PyDict_Copy(classes)))
+        return NULL;
+#else
+    Py_INCREF(classes); /* with the GIL, nothing below runs Python code while reading it */
+#endif
+    count = (size_t)PyDict_Size(classes);
+    bytes = (count + 1) * 2 * (sizeof(char *) + sizeof(PyObject *));
     if (!(given.names = scratch_alloc(bytes))) {
-        PyErr_NoMemory();
-        goto done;
+        Py_DECREF(classes);
+        return PyErr_NoMemory();
     }
-    given.sources = given.names + bytes / (2 * sizeof(char *));
-    while (PyDict_Next(classes, &position, &name, &source)) {
-        const char *texts[2] = {NULL, NULL};
+    given.sources = given.names + count + 1;
+    held = (PyObject **)(given.sources + count + 1);
+    while (i < count && PyDict_Next(classes, &position, &name, &source)) {
+        const char *texts[2];
         int k;
         if (!PyUnicode_Check(name) || !PyUnicode_Check(source)) {
             PyErr_Format(PyExc_TypeError, "class names and sources must be str, not %R: %R",
@@ -82,15 +91,25 @@ py_set_table(PyObject *module, PyObject *args)
                 goto done;
             }
         }
+        Py_INCREF(name);
+        Py_INCREF(source);
+        held[2 * i] = name;
+        held[2 * i + 1] = source;
         given.names[i] = texts[0];
         given.sources[i++] = texts[1];
     }
     given.count = i;
+    Py_CLEAR(classes);
     WITHOUT_GIL_LOCKED(built = set_table(&given, append));
     if (!built)
         PyErr_NoMemory();
 done:
-    Py_DECREF(classes);
+    Py_XDECREF(classes);
+    while (i > 0) {
+        i--;
+        Py_DECREF(held[2 * i]);
+        Py_DECREF(held[2 * i + 1]);
+    }
     scratch_free((void *)given.names, bytes);
     if (PyErr_Occurred())
         return NULL;
@@ -195,49 +214,66 @@ find_listed(int bound)
     table_exit();
 }
 
+/* The listed classes in a compact form: one str of the names (each ended by
+   NUL), one byte per state (an index into STATES), one (source, count) per
+   run of entries with one source. Thousands of objects made and dropped would
+   leave heap that every later fork copies; the buffer is scratch memory. */
+static int
+add_listed(PyObject *result, struct table *t, int blocked)
+{
+    size_t count = t ? t->count : 0, bytes = 0, i, run = 0;
+    PyObject *sources = PyList_New(0);
+    char *buffer, *name;
+    int failed = !sources;
+    for (i = 0; i < count; i++)
+        bytes += strlen(entry_name(t, &t->entries[i])) + 1;
+    if (!(buffer = scratch_alloc(count + bytes + 1))) {
+        Py_XDECREF(sources);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0, name = buffer + count; i < count && !failed; i++) {
+        struct entry *e = &t->entries[i];
+        size_t size = strlen(entry_name(t, e)) + 1;
+        buffer[i] = (char)(atomic_load(&e->done)     ? STATE_INITIALIZED
+                           : !atomic_load(&e->found) ? STATE_NOT_LOADED
+                           : blocked                 ? STATE_BLOCKED
+                                                     : STATE_PENDING);
+        memcpy(name, entry_name(t, e), size);
+        name += size;
+        if (i + 1 == count || t->entries[i + 1].source != e->source) {
+            PyObject *item = Py_BuildValue("(sn)", table_strings(t) + e->source,
+                                           (Py_ssize_t)(i + 1 - run));
+            failed = !item || PyList_Append(sources, item) < 0;
+            Py_XDECREF(item);
+            run = i + 1;
+        }
+    }
+    failed = failed ||
+             add_item(result, "names",
+                      PyUnicode_DecodeUTF8(buffer + count, (Py_ssize_t)bytes, NULL)) < 0 ||
+             add_item(result, "states", PyBytes_FromStringAndSize(buffer, (Py_ssize_t)count)) < 0 ||
+             PyDict_SetItemString(result, "sources", sources) < 0;
+    Py_XDECREF(sources);
+    scratch_free(buffer, count + bytes + 1);
+    return failed ? -1 : 0;
+}
+
 static PyObject *
 py_snapshot(PyObject *module, PyObject *unused)
 {
-    PyObject *result = PyDict_New(), *classes = PyDict_New(), *sources = PyDict_New();
-    PyObject *states[4] = {NULL, NULL, NULL, NULL}, *source = NULL;
-    uint32_t last_source = UINT32_MAX;
+    PyObject *result = PyDict_New();
     struct table *t;
     int lineage = atomic_load(&restricted), blocked = lineage && !check_off_reason;
-    int bound = 0, failed = 0;
-    size_t i;
-    if (!result || !classes || !sources)
-        goto fail;
+    int bound = 0, failed;
+    if (!result)
+        return NULL;
     Py_BEGIN_ALLOW_THREADS
     bound = ensure_runtime();
     find_listed(bound);
     Py_END_ALLOW_THREADS
-    /* Shared objects: one str per state (interned), per run of one source
-       (entries share its copy) and per name: a list of thousands of classes
-       costs a snapshot, and so every fork after it, no more memory than
-       needed. */
     t = table_enter();
-    for (i = 0; t && i < t->count && !failed; i++) {
-        struct entry *e = &t->entries[i];
-        int state = atomic_load(&e->done)  ? STATE_INITIALIZED
-                    : !atomic_load(&e->found) ? STATE_NOT_LOADED
-                    : blocked               ? STATE_BLOCKED
-                                            : STATE_PENDING;
-        PyObject *name = PyUnicode_FromString(entry_name(t, e));
-        if (e->source != last_source) {
-            Py_XDECREF(source);
-            source = PyUnicode_FromString(table_strings(t) + e->source);
-            last_source = e->source;
-        }
-        failed = !name || !source || !(states[state] ||
-                                       (states[state] = PyUnicode_InternFromString(
-                                            state_names[state]))) ||
-                 PyDict_SetItem(classes, name, states[state]) < 0 ||
-                 PyDict_SetItem(sources, name, source) < 0;
-        Py_XDECREF(name);
-    }
-    Py_XDECREF(source);
-    for (i = 0; i < 4; i++)
-        Py_XDECREF(states[i]);
+    failed = add_listed(result, t, blocked) < 0;
     table_exit();
     if (failed ||
         add_item(result, "installed", PyBool_FromLong(atomic_load(&installed))) < 0 ||
@@ -250,18 +286,11 @@ py_snapshot(PyObject *module, PyObject *unused)
         add_item(result, "forcing_call", runtime_str(bound ? runtime.forcing_call : NULL)) < 0 ||
         add_item(result, "load_signal", runtime_str(bound ? runtime.load_signal : NULL)) < 0 ||
         add_item(result, "diagnostics_missing",
-                 runtime_str(bound ? diagnostics_missing : NULL)) < 0 ||
-        PyDict_SetItemString(result, "classes", classes) < 0 ||
-        PyDict_SetItemString(result, "sources", sources) < 0)
-        goto fail;
-    Py_DECREF(classes);
-    Py_DECREF(sources);
+                 runtime_str(bound ? diagnostics_missing : NULL)) < 0) {
+        Py_DECREF(result);
+        return NULL;
+    }
     return result;
-fail:
-    Py_XDECREF(classes);
-    Py_XDECREF(sources);
-    Py_XDECREF(result);
-    return NULL;
 }
 
 static int

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from objcprefork._native import InertCore
+from objcprefork._native import InertCore, listed
 
 CONTRACT = Path(__file__).resolve().parent.parent / "objcprefork" / "_contract.pyi"
 
@@ -26,23 +26,25 @@ def declared() -> dict[str, object]:
 def test_the_stub_declares_what_the_tests_check():
     names = declared()
     assert set(names) == {"Snapshot", "InspectRow", "ClassState"}
-    assert "classes" in names["Snapshot"] and "trivial" in names["InspectRow"]
+    assert "names" in names["Snapshot"] and "trivial" in names["InspectRow"]
 
 
 def test_native_core_produces_exactly_the_contract(run_python):
     run = run_python("""
-        load(); from objcprefork._native import core
-        core.set_table({"FXAlpha": "test", "FXMissing": "test"})
+        load(); from objcprefork._native import core, listed
+        core.set_table({"FXAlpha": "test", "FXMissing": "test", "FXNé": "other"})
         snap = core.snapshot()
         report(states=list(core.STATES), snapshot=sorted(snap),
-               class_states=sorted(set(snap["classes"].values())),
+               listed=[list(row) for row in listed(snap)],
                rows=[sorted(row) for row in core.inspect(("FXAlpha", "FXSub"))],
                every=len(core.inspect(None)) > 5)
     """)
     names = declared()
     assert tuple(run.facts["states"]) == names["ClassState"]
     assert run.facts["snapshot"] == names["Snapshot"]
-    assert set(run.facts["class_states"]) <= set(names["ClassState"])
+    assert run.facts["listed"] == [["FXAlpha", "pending", "test"],
+                                   ["FXMissing", "not loaded", "test"],
+                                   ["FXNé", "not loaded", "other"]]
     assert run.facts["rows"] == [names["InspectRow"]] * 2
     assert run.facts["every"] is True
 
@@ -55,8 +57,9 @@ def test_inert_core_produces_exactly_the_contract():
     assert names["ClassState"] == inert.STATES
     snap = inert.snapshot()
     assert sorted(snap) == names["Snapshot"]
-    assert list(snap["classes"]) == ["A", "B", "C"]
-    assert snap["sources"] == {"A": "first", "B": "first", "C": "second"}
+    assert listed(snap) == [("A", "not loaded", "first"), ("B", "not loaded", "first"),
+                            ("C", "not loaded", "second")]
+    assert snap["sources"] == [("first", 2), ("second", 1)]
     assert snap["installed"] is False and inert.set_installed(True) is False
     assert inert.is_installed() is False
     assert snap["runtime_missing"] == "for the test"

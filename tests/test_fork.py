@@ -253,6 +253,38 @@ def test_install_forces_in_the_parent_and_never_twice(run_python):
                          "runs": [1, 1, 1], "classes": ["FXAlpha", "FXBase", "FXBeta"]}
 
 
+def test_a_rebuilt_table_keeps_each_first_source_and_what_it_knew(run_python):
+    # Tables are rebuilt at each change (src/table.c, lay_out): appended names
+    # follow, a replaced list keeps what was forced, sources stay in runs.
+    run = run_python("""
+        load(); import objcprefork
+        from objcprefork._native import core
+        objcprefork.install(["FXAlpha", "FXMissing"], defaults=False)
+        objcprefork.add_classes(["FXMissing", "FXBeta", "FXNé"])
+        rows = lambda: [[c.name, c.state, c.source] for c in objcprefork.status().classes]
+        appended = rows()
+        try:
+            core.set_table({"FXGood": "test", "FX\\0Bad": "test"}, True)
+        except ValueError as error:
+            refused = str(error)
+        kept = rows() == appended
+        objcprefork.set_classes(["FXOther", "FXAlpha"])
+        report(appended=appended, refused=refused, kept=kept, replaced=rows(),
+               sources=core.snapshot()["sources"], runs=fx.fx_initialize_count(b"FXAlpha"))
+    """)
+    assert run.facts == {
+        "appended": [["FXAlpha", "initialized", "install()"],
+                     ["FXMissing", "not loaded", "install()"],
+                     ["FXBeta", "initialized", "add_classes()"],
+                     ["FXNé", "not loaded", "add_classes()"]],
+        "refused": "class names and sources cannot contain NUL: 'FX\\x00Bad'", "kept": True,
+        "replaced": [["FXOther", "not loaded", "set_classes()"],
+                     ["FXAlpha", "initialized", "set_classes()"]],
+        "sources": [["set_classes()", 2]],
+        "runs": 1,
+    }
+
+
 def test_pending_classes_are_forced_at_install(run_python):
     # Configured while not installed: nothing runs until install().
     # install() adds to the list (FXAlpha stays listed and is forced then).
