@@ -51,7 +51,8 @@ class InertCore:
             "load_signal": None, "diagnostics_missing": None,
             "names": "".join(f"{name}\0" for name in self._sources),
             "states": bytes([self.STATES.index("not loaded")]) * len(self._sources),
-            "sources": [(source, len(list(run))) for source, run in groupby(self._sources.values())],
+            "sources": [(source, len(list(run)))
+                        for source, run in groupby(self._sources.values())],
         }
 
 

@@ -96,6 +96,8 @@ class Status(_Frozen):
     forcing_call: str | None
     load_signal: str | None
     diagnostics_missing: str | None
+    _listed: "Snapshot"
+    _classes: tuple[ClassStatus, ...]
 
     def __init__(self, snap: "Snapshot") -> None:
         for name in self.__slots__[:-2]:
@@ -106,7 +108,7 @@ class Status(_Frozen):
     def classes(self) -> tuple[ClassStatus, ...]:
         """Each listed class and its state, in list order."""
         try:
-            return self._classes  # type: ignore[no-any-return]
+            return self._classes
         except AttributeError:
             from ._native import listed
 
