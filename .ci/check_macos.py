@@ -52,7 +52,7 @@ AVAILABLE_SINCE = {
     "_open": (10, 0), "_read": (10, 0), "_close": (10, 0), "___stack_chk_fail": (10, 0),
     "___stack_chk_guard": (10, 0), "_pthread_getspecific": (10, 0),
     "_pthread_setspecific": (10, 0), "_pthread_key_create": (10, 0), "_strncmp": (10, 0),
-    "_mmap": (10, 0), "_munmap": (10, 0),
+    "_mmap": (10, 0), "_munmap": (10, 0), "_calloc": (10, 0),
 }
 LINKER_MADE = {"__mh_dylib_header", "___dso_handle"}
 

@@ -58,10 +58,10 @@ def install(classes: "Iterable[str] | None" = None, *, defaults: bool = True,
     if child_core_dumps is not None and not isinstance(child_core_dumps, bool):
         raise TypeError(f"child_core_dumps must be True, False or None, not "
                         f"{child_core_dumps!r}")
-    listed = dict.fromkeys(DEFAULT_CLASSES, "defaults") if defaults else {}
+    named = dict.fromkeys(DEFAULT_CLASSES, "defaults") if defaults else {}
     for name in valid_names(classes) if classes is not None else ():
-        listed.setdefault(name, "install()")
-    _install(listed, frameworks, allow_paths=True, child_core_dumps=child_core_dumps)
+        named.setdefault(name, "install()")
+    _install(named, frameworks, allow_paths=True, child_core_dumps=child_core_dumps)
     return status()
 
 
@@ -107,7 +107,7 @@ def _install(names: "Mapping[str, str]", frameworks: "Iterable[str]" = (), *,
         load_frameworks(frameworks, allow_paths=allow_paths)
     was = core.set_installed(True)  # registering the handlers is what can fail: first
     try:
-        core.set_table(names if isinstance(names, dict) else dict(names), True)
+        core.set_table(names if type(names) is dict else dict(names), True)
     except BaseException:
         core.set_installed(was)
         raise

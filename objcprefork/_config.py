@@ -411,7 +411,9 @@ def launcher_sources(environ: "Mapping[str, str]") -> str | dict[str, str]:
 
     try:
         groups = json.loads(environ["OBJCPREFORK_LAUNCHER"])
-        return {name: source for source, names in groups.items() for name in names
+        # A label is only shown: escaped, it can never fail the table (NUL)
+        # or forge a line of output.
+        return {name: escape(source) for source, names in groups.items() for name in names
                 if isinstance(source, str) and isinstance(name, str)}
     except (ValueError, AttributeError, TypeError):  # an older launcher's "1"
         return LAUNCHER

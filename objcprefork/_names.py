@@ -15,9 +15,12 @@ def _shown(value: object) -> str:
 
 
 def validate_name(name: object) -> str:
-    """Return name if it can be an Objective-C class name; raise TypeError or ValueError."""
+    """Return name, as a plain str, if it can be an Objective-C class name;
+    raise TypeError or ValueError."""
     if not isinstance(name, str):
         raise TypeError(f"a class name must be str, not {type(name).__name__}: {_shown(name)}")
+    # A subclass may compare or hash as it likes: its plain characters are the name.
+    name = str.__str__(name)
     problem = None
     if not name:
         problem = "it is empty"

@@ -18,6 +18,8 @@ class InertCore:
         self._sources: dict[str, str] = {}
 
     def set_table(self, classes: dict[str, str], append: bool = False, /) -> None:
+        if type(classes) is not dict:  # as the native core: its storage is read as it is
+            raise TypeError(f"set_table() takes a dict, not {classes!r}")
         merged = dict(self._sources) if append else {}
         for name, source in classes.items():
             merged.setdefault(name, source)  # the first source stays, as in the native table

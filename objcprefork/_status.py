@@ -65,8 +65,8 @@ class Status(_Frozen):
     +initialize. load_signal: what tells objcprefork that classes were added
     (None: it looks for the missing ones before every fork from Python).
     diagnostics_missing: a query of the runtime that inspection needs and
-    lacks (forcing works without it). The fields are the native core's
-    snapshot keys, one for one.
+    lacks (forcing works without it). classes: each listed class and its
+    state, read from the snapshot when first asked for.
     """
 
     _FIELDS = (

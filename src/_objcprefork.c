@@ -44,11 +44,13 @@ bound_now(void)
     Py_END_ALLOW_THREADS return bound;
 }
 
-/* set_table(classes, append=False): classes maps each name to its source, in
-   order. A reference to every str keeps its UTF-8 buffer alive while the GIL
-   is released, whatever another thread then does to the caller's dict; the
-   references and pointers are scratch memory (core.h), where a copy of the
-   dict would leave its size in the heap. */
+/* set_table(classes, append=False): classes, a dict (not a subclass: its
+   storage is read as it is, and exact str keys are unique by their bytes,
+   as the table wants), maps each name to its source, in order. A reference
+   to every str keeps its UTF-8 buffer alive while the GIL is released,
+   whatever another thread then does to the caller's dict; the references and
+   pointers are scratch memory (core.h), where a copy of the dict would leave
+   its size in the heap. */
 static PyObject *
 py_set_table(PyObject *module, PyObject *args)
 {
@@ -57,14 +59,19 @@ py_set_table(PyObject *module, PyObject *args)
     Py_ssize_t position = 0, length;
     size_t count, i = 0, bytes;
     int append = 0, built = 0;
-    if (!PyArg_ParseTuple(args, "O!|p:set_table", &PyDict_Type, &classes, &append))
+    if (!PyArg_ParseTuple(args, "O|p:set_table", &classes, &append))
         return NULL;
+    if (!PyDict_CheckExact(classes)) {
+        PyErr_Format(PyExc_TypeError, "set_table() takes a dict, not %R", classes);
+        return NULL;
+    }
 #ifdef Py_GIL_DISABLED
     /* No GIL: another thread may change the dict while it is read. */
     if (!(classes = PyDict_Copy(classes)))
         return NULL;
 #else
-    Py_INCREF(classes); /* with the GIL, nothing below runs Python code while reading it */
+    Py_INCREF(classes); /* with the GIL, no Python code runs while it is read (an error's
+                           repr runs after the last read) */
 #endif
     count = (size_t)PyDict_Size(classes);
     bytes = (count + 1) * 2 * (sizeof(char *) + sizeof(PyObject *));
@@ -77,8 +84,9 @@ py_set_table(PyObject *module, PyObject *args)
     while (i < count && PyDict_Next(classes, &position, &name, &source)) {
         const char *texts[2];
         int k;
-        if (!PyUnicode_Check(name) || !PyUnicode_Check(source)) {
-            PyErr_Format(PyExc_TypeError, "class names and sources must be str, not %R: %R",
+        if (!PyUnicode_CheckExact(name) || !PyUnicode_Check(source)) {
+            PyErr_Format(PyExc_TypeError,
+                         "class names must be str (not a subclass), sources str, not %R: %R",
                          name, source);
             goto done;
         }
@@ -102,7 +110,8 @@ py_set_table(PyObject *module, PyObject *args)
     Py_CLEAR(classes);
     WITHOUT_GIL_LOCKED(built = set_table(&given, append));
     if (!built)
-        PyErr_NoMemory();
+        PyErr_SetString(PyExc_MemoryError,
+                        "no memory for the class table, or its strings pass 4 GiB");
 done:
     Py_XDECREF(classes);
     while (i > 0) {

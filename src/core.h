@@ -65,13 +65,13 @@ struct table {
 #define table_strings(t) ((char *)&(t)->entries[(t)->count])
 #define entry_name(t, e) (table_strings(t) + (e)->name)
 
-struct name_list { /* names unique, sources in the same order; NUL-free UTF-8 */
+struct name_list { /* names unique by their bytes, sources in the same order; NUL-free UTF-8 */
     size_t count;
     const char **names, **sources;
 };
 
-/* Memory that is freed at once goes back to the system, not to the heap:
-   freed heap stays resident, and every fork copies it. */
+/* Memory that is freed at once: from a size on, it goes back to the system,
+   not to the heap, where freed memory stays resident and every fork copies it. */
 void *scratch_alloc(size_t bytes); /* zeroed; NULL: no memory */
 void scratch_free(void *memory, size_t bytes);
 

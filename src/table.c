@@ -71,17 +71,26 @@ table_exit(void)
 
 /* ---- building: plain C, config_lock held, GIL released -------------------- */
 
+/* Below this, freed heap costs a fork little and a mapping costs a call
+   more (two system calls). */
+#define SCRATCH_MAPPED 16384
+
 void *
 scratch_alloc(size_t bytes)
 {
-    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+    void *memory;
+    if (bytes < SCRATCH_MAPPED)
+        return calloc(1, bytes);
+    memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
     return memory == MAP_FAILED ? NULL : memory;
 }
 
 void
 scratch_free(void *memory, size_t bytes)
 {
-    if (memory)
+    if (bytes < SCRATCH_MAPPED)
+        free(memory);
+    else if (memory)
         munmap(memory, bytes);
 }
 

@@ -96,6 +96,31 @@ def test_install_builds_the_list_from_defaults_and_classes():
     assert objcprefork.install(iter(["FXTwo"]), defaults=False).classes[0].name == "FXTwo"
 
 
+def test_a_str_subclass_is_listed_by_its_characters():
+    class Odd(str):  # equal to nothing, hashed by identity
+        __hash__ = object.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            return self is other
+
+    objcprefork.set_classes([Odd("A"), "A", Odd("B")])
+    objcprefork.add_classes([Odd("B")])
+    assert objcprefork.classes() == ("A", "B")
+    assert {type(name) for name in objcprefork.classes()} == {str}
+
+
+def test_the_core_takes_a_plain_dict_only():
+    from collections import OrderedDict
+
+    from objcprefork._native import core
+
+    objcprefork.set_classes(["A"])
+    for bad in [OrderedDict(B="test"), [("B", "test")]]:
+        with pytest.raises(TypeError, match="takes a dict"):
+            core.set_table(bad)  # type: ignore[arg-type]
+    assert objcprefork.classes() == ("A",)
+
+
 def test_add_and_set_classes():
     objcprefork.set_classes(("A", "B"))
     objcprefork.add_classes(["B", "C"])

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 import objcprefork
-from objcprefork._config import ConfigError, load, user_config_path
+from objcprefork._config import ConfigError, launcher_sources, load, user_config_path
 from objcprefork._frameworks import validate_framework_names
 
 pytestmark = pytest.mark.usefixtures("clean_objcprefork")
@@ -40,6 +40,14 @@ def test_file_errors_name_the_file_and_line(tmp_path, text, words):
     assert str(caught.value).startswith(str(path))
     assert words in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+def test_a_launcher_label_is_shown_escaped_and_never_fails_the_table():
+    # Labels are only shown; a NUL would make the core refuse the whole list.
+    labels = launcher_sources({"OBJCPREFORK_LAUNCHER": '{"a\\u0000b\\u001b[2J": ["FXA"]}'})
+    assert labels == {"FXA": "a\\x00b\\x1b[2J"}
+    objcprefork._install(labels)
+    assert objcprefork.status().classes[0].source == "a\\x00b\\x1b[2J"
 
 
 def test_binary_garbage_file(tmp_path):
