@@ -72,7 +72,7 @@ wheel-test: objc-deps $(TOOLS)/.installed
 
 # Benchmarks print tables; results are recorded by hand in docs/performance.md.
 bench: objc-deps $(VENV)/.installed
-	cd benchmarks && for b in fork_overhead fork_work mapped_library warmup startup reconfigure parsers; do ../$(PY) $$b.py || exit 1; done
+	cd benchmarks && for b in fork_overhead fork_work fork_memory mapped_library warmup startup reconfigure parsers; do ../$(PY) $$b.py || exit 1; done
 
 # The extension built with AddressSanitizer and UndefinedBehaviorSanitizer, the
 # core and stress tests run under them (any report fails), then valgrind.
