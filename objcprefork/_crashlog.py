@@ -8,6 +8,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Literal
@@ -354,17 +355,21 @@ def human_size(count: int) -> str:
     return f"{count} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
 
 
-def _open_regular(path: str) -> BinaryIO | None:
-    """path opened for reading if it is a regular file (never a FIFO or a
-    device, which opening could block on), else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
+def _regular_files(entries: Iterable[os.DirEntry[str]]
+                   ) -> Iterator[tuple[os.DirEntry[str], BinaryIO]]:
+    """Each entry that is a regular file (never a FIFO or a device, which
+    opening could block on; never through a link), opened for reading until
+    the caller moves on; the others are skipped."""
+    for entry in entries:
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            continue
+        with os.fdopen(fd, "rb") as f:
+            yield entry, f
 
 
 def python_cores(folder: str, limit: int = 1000) -> list[tuple[str, int, int]]:
@@ -379,17 +384,13 @@ def python_cores(folder: str, limit: int = 1000) -> list[tuple[str, int, int]]:
             entries = sorted(listing, key=lambda e: e.name)[:limit]
     except OSError:
         return []
-    for entry in entries:
-        f = _open_regular(entry.path)
-        if f is None:
+    for entry, f in _regular_files(entries):
+        try:
+            head = f.read(PYTHON_LOOK)
+            if is_core(head) and b"python" in head.lower():
+                found.append((entry.path, *disk_cost(os.fstat(f.fileno()))))
+        except OSError:
             continue
-        with f:
-            try:
-                head = f.read(PYTHON_LOOK)
-                if is_core(head) and b"python" in head.lower():
-                    found.append((entry.path, *disk_cost(os.fstat(f.fileno()))))
-            except OSError:
-                continue
     return found
 
 
@@ -446,20 +447,16 @@ def read_folder(folder: str, tally: Tally) -> None:
     that cannot be listed; an unreadable report is skipped."""
     with os.scandir(folder) as listing:
         reports = [e for e in listing if e.name.endswith(REPORT_SUFFIXES)]
-    for entry in sorted(reports, key=_mtime)[-MAX_FOLDER_REPORTS:]:
-        f = _open_regular(entry.path)
-        if f is None:
-            continue
-        with f:
-            try:
-                data = f.read(REPORT_HEAD)
-                head = data.decode("utf-8", errors="replace")
-                if not PYTHON_PROCESS.search(head):
-                    continue
-                data += f.read(WHOLE_LIMIT - len(data))
-                mtime = os.fstat(f.fileno()).st_mtime
-            except OSError:
+    for _entry, f in _regular_files(sorted(reports, key=_mtime)[-MAX_FOLDER_REPORTS:]):
+        try:
+            data = f.read(REPORT_HEAD)
+            head = data.decode("utf-8", errors="replace")
+            if not PYTHON_PROCESS.search(head):
                 continue
+            data += f.read(WHOLE_LIMIT - len(data))
+            mtime = os.fstat(f.fileno()).st_mtime
+        except OSError:
+            continue
         findings = read_report(data)
         tally.reports += 1
         when = report_date(head, mtime)

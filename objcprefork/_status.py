@@ -100,8 +100,9 @@ class Status(_Frozen):
     _classes: tuple[ClassStatus, ...]
 
     def __init__(self, snap: "Snapshot") -> None:
-        for name in self.__slots__[:-2]:
-            object.__setattr__(self, name, snap[name])  # type: ignore[literal-required]
+        for name in self._FIELDS:
+            if name != "classes":
+                object.__setattr__(self, name, snap[name])  # type: ignore[literal-required]
         object.__setattr__(self, "_listed", snap)
 
     @property
