@@ -61,7 +61,8 @@ def install(classes: "Iterable[str] | None" = None, *, defaults: bool = True,
     named = dict.fromkeys(DEFAULT_CLASSES, "defaults") if defaults else {}
     for name in valid_names(classes) if classes is not None else ():
         named.setdefault(name, "install()")
-    _install(named, frameworks, allow_paths=True, child_core_dumps=child_core_dumps)
+    _install(named, frameworks, allow_paths=True, child_core_dumps=child_core_dumps,
+             stacklevel=4)
     return status()
 
 
@@ -75,8 +76,12 @@ def install_from_config(environ: "Mapping[str, str] | None" = None, *,
     most specific source that sets it (this argument, the environment, the
     file). A bad value raises ValueError naming the source, and installs nothing.
     """
+    from collections.abc import Mapping
+
     from . import _config
 
+    if environ is not None and not isinstance(environ, Mapping):
+        raise TypeError(f"environ must be a mapping of str to str or None, not {environ!r}")
     extra = validate_names(classes) if classes is not None else ()
     if defaults is not None and not isinstance(defaults, bool):
         raise TypeError(f"defaults must be True, False or None, not {defaults!r}")
@@ -84,7 +89,7 @@ def install_from_config(environ: "Mapping[str, str] | None" = None, *,
     if defaults is not None:
         config.defaults = defaults
     _install(config.sourced(extra, "install_from_config()"), config.frameworks,
-             child_core_dumps=config.child_core_dumps)
+             child_core_dumps=config.child_core_dumps, stacklevel=4)
     return status()
 
 
@@ -93,7 +98,8 @@ _warned_restricted = False
 
 
 def _install(names: "Mapping[str, str]", frameworks: "Iterable[str]" = (), *,
-             allow_paths: bool = False, child_core_dumps: bool | None = None) -> None:
+             allow_paths: bool = False, child_core_dumps: bool | None = None,
+             stacklevel: int = 3) -> None:
     """Add names (class -> source) to the list and switch objcprefork on."""
     global _hooked
     if isinstance(core, InertCore) and core.tell:
@@ -120,11 +126,12 @@ def _install(names: "Mapping[str, str]", frameworks: "Iterable[str]" = (), *,
         # no way to unregister: when uninstalled, force() returns at once.
         os.register_at_fork(before=core.force)
         _hooked = True
-    _force()
+    _force(stacklevel)
 
 
-def _force() -> None:
-    """Force now, outside any fork; in a restricted process, warn once instead."""
+def _force(stacklevel: int = 3) -> None:
+    """Force now, outside any fork; in a restricted process, warn once instead,
+    at the caller's line stacklevel frames up (the public function's caller)."""
     global _warned_restricted
     core.force()  # nothing when not installed
     if _warned_restricted:
@@ -139,7 +146,7 @@ def _force() -> None:
             "aborts it at any new +initialize, so objcprefork forces nothing here and keeps "
             "only what the parent initialized. Switch objcprefork on in the parent process "
             "(install() before it forks, OBJCPREFORK=1, or `objcprefork run -- CMD`).",
-            RuntimeWarning, stacklevel=3)
+            RuntimeWarning, stacklevel=stacklevel)
 
 
 def uninstall() -> bool:

@@ -303,7 +303,10 @@ def command_explain(args: argparse.Namespace) -> int:
             environ["OBJCPREFORK_CONFIG"] = path
         else:  # appended to, so created: nothing listed in it yet, and no other file
             environ["OBJCPREFORK_CONFIG"] = "-"
-    active = load(environ, on_error=lambda exc: None).class_list()
+    def unused(exc: ConfigError) -> None:  # the comparison goes on without it, and says so
+        print(f"objcprefork explain: warning: {exc} (compared without it)", file=sys.stderr)
+
+    active = load(environ, on_error=unused).class_list()
     target = config_target(args)
     report = {
         "format": findings.format,

@@ -348,8 +348,13 @@ def load(environ: "Mapping[str, str]",
     env = environ
     config.debug = truth(env.get("OBJCPREFORK_DEBUG", "")) is True
     config.learn = env.get("OBJCPREFORK_LEARN") == "1"
-    if env.get("OBJCPREFORK_CHILD_CORES", "").strip() == "0":
-        config.child_core_dumps = False  # else None: the limit is left as it is
+    if "OBJCPREFORK_CHILD_CORES" in env:  # 0: none in children; 1: the limit is left as it is
+        value = truth(env["OBJCPREFORK_CHILD_CORES"])
+        if value is None:
+            problem(f"OBJCPREFORK_CHILD_CORES={env['OBJCPREFORK_CHILD_CORES']!r}: "
+                    "expected 0 or 1")
+        elif not value:
+            config.child_core_dumps = False
 
     files = not sys.flags.isolated
     explicit = env.get("OBJCPREFORK_CONFIG") if files else None

@@ -119,6 +119,10 @@ class Status(_Frozen):
 
     def names(self, state: "ClassState") -> tuple[str, ...]:
         """The listed classes in the given state."""
+        from ._native import core
+
+        if state not in core.STATES:
+            raise ValueError(f"unknown state {state!r}: expected one of {core.STATES}")
         return tuple(c.name for c in self.classes if c.state == state)
 
     def did_you_mean(self) -> dict[str, str]:

@@ -148,6 +148,9 @@ def test_status_without_runtime_is_honest_and_readable():
     assert f"objcprefork: {'installed' if NATIVE else 'not installed'}" in text
     assert f"runtime: none ({why})" in text
     assert "not loaded (1): FXOne" in text
+    assert st.names("not loaded") == ("FXOne",)
+    with pytest.raises(ValueError, match="unknown state 'loaded'"):
+        st.names("loaded")  # type: ignore[arg-type]
     with pytest.raises(AttributeError, match="read-only"):
         st.installed = False  # type: ignore[misc]
 

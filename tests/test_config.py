@@ -84,6 +84,12 @@ def test_lenient_loading_skips_only_the_bad_source(tmp_path):
         "parts of Swift's Module.Class)"]
 
 
+@pytest.mark.parametrize("value, limit", [("0", False), ("no", False), ("false", False),
+                                          ("1", None), ("yes", None)])
+def test_child_cores_takes_the_switch_words(value, limit):
+    assert load({"OBJCPREFORK_CHILD_CORES": value}).child_core_dumps is limit
+
+
 def test_user_config_location(tmp_path):
     assert user_config_path({"XDG_CONFIG_HOME": "/x"}) == "/x/objcprefork/config.toml"
     assert user_config_path({}).endswith("/.config/objcprefork/config.toml")
@@ -97,6 +103,9 @@ def test_install_from_config_raises_and_changes_nothing(tmp_path):
     objcprefork.set_classes(["Kept"])
     with pytest.raises(ValueError, match="OBJCPREFORK_DEFAULTS='sometimes'"):
         objcprefork.install_from_config({"OBJCPREFORK_DEFAULTS": "sometimes"})
+    for bad in [{"OBJCPREFORK_CHILD_CORES": "false-ish"}, 5]:
+        with pytest.raises((TypeError, ValueError), match=r"false-ish|not 5"):
+            objcprefork.install_from_config(bad)  # type: ignore[arg-type]
     assert objcprefork.classes() == ("Kept",) and not objcprefork.is_installed()
     st = objcprefork.install_from_config({"OBJCPREFORK_CLASSES": "Extra",
                                           "OBJCPREFORK_DEFAULTS": "no"})

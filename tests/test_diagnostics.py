@@ -521,6 +521,20 @@ def test_explain_reports_without_a_report_folder(tmp_path, capsys, monkeypatch):
         assert err.count("\n") == 1 and "no crash-report folder here" in err
 
 
+def test_explain_says_when_the_active_config_cannot_be_read(tmp_path, capsys, monkeypatch):
+    from objcprefork import _cli
+
+    broken = tmp_path / "objcprefork" / "config.toml"
+    broken.parent.mkdir()
+    broken.write_text('classes = ["NSNumber"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("OBJCPREFORK_CONFIG", raising=False)
+    assert _cli.main(["explain", str(SAMPLES / "stderr.txt")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("objcprefork explain: warning: ") and str(broken) in err
+    assert "(compared without it)" in err and err.count("\n") == 1
+
+
 def test_explain_reports_skips_a_default_folder_it_may_not_read(tmp_path, capsys, monkeypatch):
     from objcprefork import _cli, _crashlog
 

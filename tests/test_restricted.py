@@ -61,6 +61,8 @@ def test_install_in_a_restricted_child_lives_and_warns(run_python, how):
             report(installed=st.installed, restricted=st.restricted is not None,
                    states=[c.state for c in objcprefork.status().classes],
                    warnings=[(w.category.__name__, str(w.message)) for w in caught],
+                   at_the_caller=[w.filename == sys._getframe().f_code.co_filename
+                                  for w in caught],
                    sub=sub, runs=fx.fx_initialize_count(b"FXAlpha"))
         report(worker=start_process(HOW.split(",")[0], worker), control=fork_touching("FXAlpha"))
     """, params={"HOW": how})
@@ -69,6 +71,7 @@ def test_install_in_a_restricted_child_lives_and_warns(run_python, how):
     assert run.facts["states"] == ["blocked", "blocked", "blocked"]
     assert run.facts["sub"] == 0 and run.facts["runs"] == 0
     [(category, message)] = run.facts["warnings"]
+    assert run.facts["at_the_caller"] == [True]  # the line that called install()
     assert category == "RuntimeWarning"
     assert "restricted" in message and "Switch objcprefork on in the parent" in message
     assert run.facts["control"] == "SIGABRT"  # what forcing FXAlpha there would have done
