@@ -368,7 +368,8 @@ def explanation(report: Mapping[str, Any], appending: bool = False) -> str:
                      f"{', '.join(report['reports']['folders'])}.")
     cost = [core_cost(report["core"])] if "core" in report else []
     if not classes and not children and not unfixable:
-        return "\n".join([*lines, f"Found no fork-safety crash in this {kind} input.", *cost])
+        where = "these crash reports" if kind == "reports" else f"this {kind} input"
+        return "\n".join([*lines, f"Found no fork-safety crash in {where}.", *cost])
     if classes:
         lines.append("A child forked from a threaded parent needed Objective-C classes whose "
                      "+initialize had not run in the parent, and the runtime killed it "
